@@ -166,3 +166,37 @@ test('loadImageTensor resizes in sharp and returns the original', async () => {
     assert.ok(d[i] >= bounds.low[i % 3] - 1e-5 && d[i] <= bounds.high[i % 3] + 1e-5);
   }
 });
+
+test('decodes WebP, TIFF and GIF (first frame of an animation); rejects a truncated JPEG', async () => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const sharp = (await import('sharp')).default;
+  const dir = await mkdtemp(join(tmpdir(), 'lrp-image-'));
+  try {
+    const src = sharp(`${IMG}/chelsea.png`);
+    for (const [ext, bytes] of [
+      ['webp', await src.clone().webp().toBuffer()],
+      ['tiff', await src.clone().tiff().toBuffer()],
+      ['gif', await src.clone().gif().toBuffer()],
+    ] as const) {
+      await writeFile(join(dir, `c.${ext}`), bytes);
+      const img = await decodeImage(join(dir, `c.${ext}`));
+      assert.deepEqual([img.width, img.height], [451, 300], ext);
+    }
+    // two 4x4 frames stacked vertically: red, then blue
+    const frames = new Uint8Array(4 * 8 * 3);
+    for (let p = 0; p < 32; p++) frames.set(p < 16 ? [255, 0, 0] : [0, 0, 255], p * 3);
+    const gif = await sharp(frames, { raw: { width: 4, height: 8, channels: 3, pageHeight: 4 } }).gif().toBuffer();
+    await writeFile(join(dir, 'anim.gif'), gif);
+    const anim = await decodeImage(join(dir, 'anim.gif'));
+    assert.deepEqual([anim.width, anim.height], [4, 4]);
+    assert.ok(anim.rgb[0] > 200 && anim.rgb[2] < 50, 'first frame is red');
+    const jpeg = await src.clone().jpeg().toBuffer();
+    const cut = join(dir, 'cut.jpg');
+    await writeFile(cut, jpeg.subarray(0, Math.floor(jpeg.length / 2)));
+    await assert.rejects(decodeImage(cut), (err: Error) => err.message.startsWith(cut));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
