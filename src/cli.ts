@@ -1,0 +1,303 @@
+// lrp-lens: the engine headless. `lrp-lens explain ...`, `lrp-lens bench ...`.
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BackendChoice } from './backends/backend';
+import { BACKEND_CHOICES } from './backends';
+import { ConfigError, RulesConfig, parseRulesConfig } from './engine/config';
+import { Explainer } from './engine/explainer';
+import { Tensor } from './engine/graph';
+import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
+import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
+import { labelFor, parseLabels } from './engine/labels';
+import { readNpy, writeNpy } from './engine/npy';
+
+class UsageError extends Error {}
+
+const USAGE = `usage:
+  lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
+      [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
+      [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
+      [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
+      [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
+      [--backend auto|onnxruntime|tfjs]
+  lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]`;
+
+const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
+
+function numberList(flag: string, v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const out = v.split(',').map((s) => Number(s.trim()));
+  if (out.some((x) => !Number.isFinite(x))) throw new UsageError(`--${flag}: expected comma-separated numbers, got '${v}'`);
+  return out;
+}
+
+function numberArg(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isFinite(x) || v.trim() === '') throw new UsageError(`--${flag}: expected a number, got '${v}'`);
+  return x;
+}
+
+function readJsonFile(path: string, what: string): unknown {
+  if (!existsSync(path)) throw new UsageError(`${path}: ${what} file not found`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function backendArg(v: string | undefined): BackendChoice {
+  const b = (v ?? 'auto') as BackendChoice;
+  if (!BACKEND_CHOICES.includes(b)) throw new UsageError(`--backend: unknown backend '${v}' (auto, onnxruntime, tfjs)`);
+  return b;
+}
+
+/** The rules config from --rules plus the single-value flags, validated per the spec. */
+function rulesFrom(values: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const raw: Record<string, unknown> = values.rules
+    ? ((readJsonFile(values.rules as string, 'rules') ?? {}) as Record<string, unknown>)
+    : {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${values.rules}: the rules config must be a JSON object`);
+  if (values.composite !== undefined) raw.composite = values.composite;
+  if (values.epsilon !== undefined) raw.epsilon = numberArg('epsilon', values.epsilon as string);
+  if (values.gamma !== undefined) raw.gamma = numberArg('gamma', values.gamma as string);
+  if (values.init !== undefined) raw.init = values.init;
+  return raw;
+}
+
+function preprocessFrom(values: Record<string, string | boolean | undefined>, ex: Explainer): PreprocessOptions {
+  const preset = values.preset as Preset | undefined;
+  if (preset !== undefined && !PRESETS.includes(preset))
+    throw new UsageError(`--preset: unknown preset '${preset}' (imagenet, unit, symmetric, raw)`);
+  const { channels, width, height, layout } = ex.input;
+  if (channels !== 1 && channels !== 3)
+    throw new UsageError(`${ex.modelPath}: input '${ex.input.name}' has ${channels} channels; images need 1 or 3 (use --input X.npy)`);
+  return {
+    width,
+    height,
+    channels,
+    layout,
+    preset: preset ?? (channels === 1 ? 'unit' : 'imagenet'),
+    mean: numberList('mean', values.mean as string | undefined),
+    std: numberList('std', values.std as string | undefined),
+    bgr: !!values.bgr,
+  };
+}
+
+function softmax(logits: Float32Array): number[] {
+  const m = Math.max(...logits);
+  const e = Array.from(logits, (v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+function parseSize(v: string | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+  if (!m) throw new UsageError(`--size: expected WxH, e.g. 224x224, got '${v}'`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+const EXPLAIN_OPTIONS = {
+  model: { type: 'string' },
+  image: { type: 'string' },
+  input: { type: 'string' },
+  target: { type: 'string' },
+  composite: { type: 'string' },
+  rules: { type: 'string' },
+  epsilon: { type: 'string' },
+  gamma: { type: 'string' },
+  init: { type: 'string' },
+  preset: { type: 'string' },
+  size: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  bgr: { type: 'boolean' },
+  labels: { type: 'string' },
+  'out-relevance': { type: 'string' },
+  'out-heatmap': { type: 'string' },
+  'out-json': { type: 'string' },
+  backend: { type: 'string' },
+  runs: { type: 'string' },
+} as const;
+
+async function explainCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+  if (!values.model) throw new UsageError('explain: --model is required');
+  if (!values.image === !values.input) throw new UsageError('explain: give exactly one of --image or --input');
+  const rawRules = rulesFrom(values);
+  const rulesWhere = (values.rules as string | undefined) ?? 'rules';
+  parseRulesConfig(rawRules, rulesWhere); // fail fast on a bad config, before loading anything
+  const target = values.target === undefined ? undefined : numberArg('target', values.target);
+  if (target !== undefined && (!Number.isInteger(target) || target < 0))
+    throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
+  const size = parseSize(values.size);
+  const labels = values.labels ? loadLabels(values.labels) : undefined;
+
+  const t0 = performance.now();
+  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  try {
+    const loadMs = performance.now() - t0;
+    if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
+      throw new UsageError(
+        `--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`,
+      );
+    let x: Tensor;
+    let original: { rgb: Uint8Array; width: number; height: number } | undefined;
+    let pre: PreprocessOptions | undefined;
+    if (values.image) {
+      pre = preprocessFrom(values, ex);
+      const r = await loadImageTensor(values.image, pre);
+      x = r.tensor;
+      original = r.original;
+    } else {
+      if (!existsSync(values.input as string)) throw new UsageError(`${values.input}: input file not found`);
+      x = readNpy(new Uint8Array(readFileSync(values.input as string)), values.input as string);
+      if (values.preset || values.mean || values.std) pre = preprocessFrom(values, ex);
+    }
+    if (rawRules.inputBounds === undefined && (pre || ex.input.channels === 1 || ex.input.channels === 3))
+      rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFrom(values, ex));
+    const rules: RulesConfig = parseRulesConfig(rawRules, rulesWhere);
+
+    const tf = performance.now();
+    const logitsFwd = await ex.forward(x);
+    const forwardMs = performance.now() - tf;
+    void logitsFwd;
+    const e = await ex.explain(x, { target, rules });
+
+    if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
+    if (values['out-heatmap']) {
+      const map = relevanceMap(e.relevance, e.layout);
+      const png = original ? await blendHeatmap(original, map, { colormap: 'bwr' }) : await heatmapPng(map, { colormap: 'bwr' });
+      writeFileSync(values['out-heatmap'], png);
+    }
+    const scores = softmax(e.logits);
+    const top5 = scores
+      .map((score, index) => ({ index, label: labelFor(labels, index), score }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 5);
+    const summary = {
+      model: values.model,
+      backend: ex.backendDetail,
+      rules,
+      target: e.target,
+      label: labelFor(labels, e.target),
+      logit: e.logit,
+      top5,
+      relevanceSum: e.relevanceSum,
+      layers: e.layers.map((l) => ({
+        name: l.name,
+        opType: l.opType,
+        rule: l.rule,
+        outputShape: l.outputShape,
+        relevanceSum: l.relevanceSum,
+        positiveSum: l.positiveSum,
+        negativeSum: l.negativeSum,
+      })),
+      timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
+    };
+    if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
+    process.stdout.write(
+      `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), logit ${e.logit.toFixed(4)}, ` +
+        `relevance sum ${e.relevanceSum.toFixed(4)}, ${rules.composite}, ${e.timings.lrpMs.toFixed(1)} ms\n`,
+    );
+  } finally {
+    await ex.dispose();
+  }
+}
+
+function loadLabels(path: string): string[] {
+  if (!existsSync(path)) throw new UsageError(`${path}: labels file not found`);
+  return parseLabels(readFileSync(path, 'utf8'), path);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function benchCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+  if (!values.model) throw new UsageError('bench: --model is required');
+  const runs = values.runs === undefined ? 7 : numberArg('runs', values.runs) ?? 7;
+  if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs: expected a positive integer, got '${values.runs}'`);
+  const raw = rulesFrom(values);
+  if (raw.composite === undefined) raw.composite = 'epsilon-plus-flat';
+  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  try {
+    let x: Tensor;
+    if (values.input) x = readNpy(new Uint8Array(readFileSync(values.input)), values.input);
+    else {
+      const data = new Float32Array(ex.input.dims.reduce((a, b) => a * b, 1));
+      let seed = 12345;
+      for (let i = 0; i < data.length; i++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        data[i] = (seed / 2 ** 32) * 4 - 2;
+      }
+      x = { dtype: 'float32', dims: [...ex.input.dims], data };
+    }
+    if (raw.inputBounds === undefined) {
+      const c = ex.input.channels || 1;
+      raw.inputBounds = { low: new Array(c).fill(-2.2), high: new Array(c).fill(2.7) };
+    }
+    const rules = parseRulesConfig(raw, (values.rules as string | undefined) ?? 'rules');
+    await ex.forward(x);
+    await ex.explain(x, { rules }); // warm-up (compiles the program)
+    const fwd: number[] = [];
+    const lrp: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      let t = performance.now();
+      await ex.forward(x);
+      fwd.push(performance.now() - t);
+      t = performance.now();
+      await ex.explain(x, { rules });
+      lrp.push(performance.now() - t);
+    }
+    const forwardMs = median(fwd);
+    const lrpMs = median(lrp);
+    const out = {
+      model: values.model,
+      composite: rules.composite,
+      backend: ex.backendDetail,
+      runs,
+      forwardMs: round(forwardMs),
+      lrpMs: round(lrpMs),
+      lrpOverForward: round(lrpMs / forwardMs),
+      peakRssMb: round(process.resourceUsage().maxRSS / 1024),
+    };
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await ex.dispose();
+  }
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === 'explain') await explainCommand(rest);
+    else if (cmd === 'bench') await benchCommand(rest);
+    else if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return cmd === undefined ? 2 : 0;
+    } else throw new UsageError(`unknown command '${cmd}'\n${USAGE}`);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    const msg = (err && err.message ? err.message : String(e)).split('\n')[0];
+    process.stderr.write(`lrp-lens: ${msg}\n`);
+    if (process.env.LRP_LENS_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,193 @@
+// The engine's entry point: load a model once, then explain inputs under any rule config.
+// Compiled LRP programs are cached per (rules, maps) so a second explanation is fast.
+import { readFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Backend, BackendChoice, CompiledGraph } from '../backends/backend';
+import { createBackend } from '../backends';
+import { RulesConfig } from './config';
+import { canonize } from './canonize';
+import { Graph, ModelError, Tensor, i64, numel } from './graph';
+import { LRP_LOGITS, LRP_RELEVANCE, LRP_TARGET, LRP_TARGET_USED, LrpProgram, Shapes, compileLrp } from './lrp';
+import { importOnnx } from './onnx';
+import { inferShapes } from './shapes';
+import { Explanation, LayerRelevance, ModelInputInfo } from './types';
+
+export interface LoadOptions {
+  backend?: BackendChoice;
+}
+
+export interface ExplainOptions {
+  /** 0-based class index; default: the top class. */
+  target?: number;
+  rules: RulesConfig;
+  /** Also return every layer's channel-summed relevance map. */
+  maps?: boolean;
+}
+
+/** Read a model file (ONNX or tf.js model.json) into the engine's graph. */
+export async function loadGraph(modelPath: string): Promise<Graph> {
+  if (!existsSync(modelPath)) throw new ModelError(`${modelPath}: model file not found`);
+  if (statSync(modelPath).isDirectory()) throw new ModelError(`${modelPath}: is a folder, not a model file`);
+  if (basename(modelPath).toLowerCase().endsWith('.json')) {
+    const { importTfjs } = await import('./tfjs');
+    return importTfjs(modelPath);
+  }
+  return importOnnx(new Uint8Array(await readFile(modelPath)), modelPath);
+}
+
+const CACHE_SIZE = 4;
+
+interface CacheEntry {
+  program: LrpProgram;
+  compiled: CompiledGraph;
+}
+
+export class Explainer {
+  private readonly programs = new Map<string, Promise<CacheEntry>>();
+  private forwardSession: Promise<CompiledGraph> | undefined;
+
+  private constructor(
+    readonly modelPath: string,
+    readonly graph: Graph,
+    readonly shapes: Shapes,
+    readonly input: ModelInputInfo,
+    readonly numClasses: number,
+    private readonly backend: Backend,
+  ) {}
+
+  get backendName(): string {
+    return this.backend.name;
+  }
+
+  get backendDetail(): string {
+    return this.backend.detail;
+  }
+
+  static async load(modelPath: string, opts: LoadOptions = {}): Promise<Explainer> {
+    const graph = await loadGraph(modelPath);
+    let shapes = inferShapes(graph, 1);
+    canonize(graph, (t) => shapes.get(t)?.dims);
+    shapes = inferShapes(graph, 1);
+    if (graph.inputs.length !== 1)
+      throw new ModelError(
+        `${modelPath}: the model has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); LRP Lens explains models with one image input`,
+      );
+    const inp = graph.inputs[0];
+    const dims = shapes.get(inp.name)?.dims;
+    if (!dims) throw new ModelError(`${modelPath}: no shape known for the input '${inp.name}'`);
+    inp.shape = [...dims];
+    const out = graph.outputs[0];
+    const outDims = shapes.get(out.name)?.dims ?? [];
+    const numClasses = numel(outDims.slice(1));
+    const [c, h, w] =
+      dims.length === 4 ? (graph.layout === 'NCHW' ? [dims[1], dims[2], dims[3]] : [dims[3], dims[1], dims[2]]) : [0, 0, 0];
+    const input: ModelInputInfo = { name: inp.name, dims, layout: graph.layout, channels: c, height: h, width: w };
+    const backend = await createBackend(opts.backend ?? 'auto');
+    return new Explainer(modelPath, graph, shapes, input, numClasses, backend);
+  }
+
+  private checkInput(x: Tensor): void {
+    if (x.dtype !== 'float32')
+      throw new ModelError(`${this.modelPath}: input '${this.input.name}' must be float32, got ${x.dtype}`);
+    if (x.dims.join(',') !== this.input.dims.join(','))
+      throw new ModelError(
+        `${this.modelPath}: input shape [${x.dims.join(', ')}] does not match the model's input '${this.input.name}' [${this.input.dims.join(', ')}] (${this.input.layout})`,
+      );
+  }
+
+  /** Logits of the canonical model (final softmax removed). */
+  async forward(x: Tensor): Promise<Float32Array> {
+    this.checkInput(x);
+    if (!this.forwardSession) {
+      const g = { ...this.graph, outputs: [this.graph.outputs[0]] };
+      this.forwardSession = this.backend.compile(g);
+    }
+    const s = await this.forwardSession;
+    const out = await s.run({ [this.input.name]: x });
+    return out[this.graph.outputs[0].name].data as Float32Array;
+  }
+
+  private program(rules: RulesConfig, maps: boolean): Promise<CacheEntry> {
+    const key = JSON.stringify({ rules, maps });
+    let p = this.programs.get(key);
+    if (p) {
+      this.programs.delete(key);
+      this.programs.set(key, p); // most recently used last
+      return p;
+    }
+    p = (async () => {
+      const program = compileLrp(this.graph, this.shapes, rules, { maps });
+      const compiled = await this.backend.compile(program.graph);
+      return { program, compiled };
+    })();
+    p.catch(() => this.programs.delete(key));
+    this.programs.set(key, p);
+    while (this.programs.size > CACHE_SIZE) {
+      const oldest = this.programs.keys().next().value as string;
+      const old = this.programs.get(oldest);
+      this.programs.delete(oldest);
+      old?.then((e) => e.compiled.dispose()).catch(() => undefined);
+    }
+    return p;
+  }
+
+  /** Compile (or fetch from the cache) the program for a config, e.g. to warm up. */
+  async prepare(rules: RulesConfig, maps = false): Promise<void> {
+    await this.program(rules, maps);
+  }
+
+  async explain(x: Tensor, opts: ExplainOptions): Promise<Explanation> {
+    this.checkInput(x);
+    const t = opts.target;
+    if (t !== undefined && (!Number.isInteger(t) || t < 0 || t >= this.numClasses))
+      throw new ModelError(
+        `${this.modelPath}: target ${t} is out of range (the model has ${this.numClasses} classes: 0 to ${this.numClasses - 1})`,
+      );
+    const { program, compiled } = await this.program(opts.rules, !!opts.maps);
+    const t0 = performance.now();
+    const out = await compiled.run({ [this.input.name]: x, [LRP_TARGET]: i64([1], [t ?? -1]) });
+    const lrpMs = performance.now() - t0;
+    const logits = out[LRP_LOGITS].data as Float32Array;
+    const target = Number(out[LRP_TARGET_USED].data[0]);
+    const relevance: Tensor = { dtype: 'float32', dims: [...this.input.dims], data: out[LRP_RELEVANCE].data };
+    let relevanceSum = 0;
+    for (const v of relevance.data as Float32Array) relevanceSum += v;
+    const layers: LayerRelevance[] = program.layers.map((l) => {
+      const sum = Number(out[l.sumOutput].data[0]);
+      const pos = Number(out[l.posOutput].data[0]);
+      const layer: LayerRelevance = {
+        name: l.name,
+        opType: l.opType,
+        rule: l.rule,
+        outputShape: l.outputShape,
+        relevanceSum: sum,
+        positiveSum: pos,
+        negativeSum: sum - pos,
+      };
+      if (l.mapOutput) {
+        const m = out[l.mapOutput];
+        const [height, width] = m.dims.slice(-2);
+        layer.map = { height, width, data: m.data as Float32Array };
+      }
+      return layer;
+    });
+    return {
+      relevance,
+      layout: this.input.layout,
+      logits,
+      target,
+      logit: logits[target],
+      relevanceSum,
+      layers,
+      timings: { lrpMs },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    const entries = [...this.programs.values()];
+    this.programs.clear();
+    for (const p of entries) await p.then((e) => e.compiled.dispose()).catch(() => undefined);
+    if (this.forwardSession) await (await this.forwardSession).dispose();
+  }
+}
