@@ -77,6 +77,11 @@ const TYPE_NAME: Record<number, string> = Object.fromEntries(
   Object.entries(DT).map(([k, v]) => [v as number, k.toLowerCase()]),
 );
 
+/** The engine dtype an ONNX element type (e.g. Cast's `to`) is computed in, if supported. */
+export function dtypeFromOnnx(t: number): DType | undefined {
+  return DTYPE_OF[t];
+}
+
 function dtypeOf(t: number, what: () => string): DType {
   const d = DTYPE_OF[t];
   if (!d) throw new ModelError(`${what()}: element type ${TYPE_NAME[t] ?? t} is not supported`);
@@ -287,12 +292,20 @@ function valueInfo(v: onnx.IValueInfoProto, source: string, needShape: boolean):
   return { name, dtype, shape };
 }
 
+/** Model names are kept (duplicates get a suffix); unnamed nodes become `${opType}_${index}`. */
 function uniqueNames(nodes: onnx.INodeProto[]): string[] {
-  const used = new Set<string>();
+  const used = new Set<string>(nodes.map((n) => n.name ?? '').filter(Boolean));
+  const seen = new Set<string>();
   return nodes.map((n, i) => {
-    let name = n.name || `${n.opType}_${i}`;
-    for (let k = 1; used.has(name); k++) name = `${n.name || `${n.opType}_${i}`}_${k}`;
+    const base = n.name || `${n.opType}_${i}`;
+    let name = base;
+    if (n.name && !seen.has(name)) {
+      seen.add(name);
+      return name;
+    }
+    for (let k = 1; used.has(name) || seen.has(name); k++) name = `${base}_${k}`;
     used.add(name);
+    seen.add(name);
     return name;
   });
 }
@@ -600,7 +613,9 @@ function normaliseOpset(g: Graph, opset: number): void {
 
 function valueInfoToProto(v: ValueInfo): onnx.IValueInfoProto {
   const dim = v.shape.map((d) => (typeof d === 'number' ? { dimValue: toLong(d) } : { dimParam: d }));
-  return { name: v.name, type: { tensorType: { elemType: ONNX_TYPE_OF[v.dtype], shape: { dim } } } };
+  // An empty shape is written as "no shape": outputs often come without one, and a scalar loses nothing.
+  const shape = dim.length ? { dim } : undefined;
+  return { name: v.name, type: { tensorType: { elemType: ONNX_TYPE_OF[v.dtype], shape } } };
 }
 
 /** Ops opset 17 lacks, written as opset-17 subgraphs. */
