@@ -132,10 +132,10 @@ function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): void {
   if (relIn.length === 0) return;
   const { b } = ctx;
   const total = relIn.length === 1 ? relIn[0] : null;
-  const sums = relIn.map((r) => b.sumAll(r));
-  const poss = relIn.map((r) => b.sumAll(b.relu(r)));
-  const sum = b.sumOf(sums);
-  const pos = b.sumOf(poss);
+  // positive part = (sum + L1) / 2: two reductions, no intermediate tensor
+  const sum = b.sumOf(relIn.map((r) => b.sumAll(r)));
+  const l1 = b.sumOf(relIn.map((r) => b.op('ReduceL1', [r], { keepdims: A.int(0) })));
+  const pos = b.mul(b.add(sum, l1), b.scalar(0.5));
   const layer: CompiledLayer = {
     name: n.name,
     opType: n.opType,

@@ -184,14 +184,16 @@ function matches(o: Override, n: LinearNodeInfo): boolean {
   return true;
 }
 
+const fmt = (v: number): string => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential() : String(v));
+
 function label(rule: RuleName, p: ResolvedParams): string {
   switch (rule) {
     case 'epsilon':
-      return `epsilon(${p.epsilon})`;
+      return `epsilon(${fmt(p.epsilon)})`;
     case 'alpha-beta':
       return `alpha-beta(${p.alpha},${p.beta})`;
     case 'gamma':
-      return `gamma(${p.gamma})`;
+      return `gamma(${fmt(p.gamma)})`;
     default:
       return rule;
   }
