@@ -1,0 +1,405 @@
+// One webview panel per image: builds the HTML (nonce CSP, local resources only), answers the
+// webview's messages, runs explanations (replacing a running one) and handles exports.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import {
+  parseWebviewMessage,
+  PROTOCOL_VERSION,
+  type ExportKind,
+  type HostMessage,
+  type PanelError,
+  type RuleChoice,
+  type ViewOptions,
+} from '../protocol';
+import { openSettings, readSettings, resolvePath } from './config';
+import { ACTION_TITLES, CancelledError, describeError, UntrustedError } from './errors';
+import { logError, logLine, outputChannel } from './log';
+import type { ModelPicker } from './modelPicker';
+import { loadEngine, summaryJson, type Runner, type RunOutput } from './runner';
+import { applyRuleChoice, ruleChoiceOf, type Settings } from './settings';
+
+export const VIEW_TYPE = 'lrpLens.explain';
+
+export interface PanelDeps {
+  extensionUri: vscode.Uri;
+  runner: Runner;
+  models: ModelPicker;
+}
+
+export class ExplainPanel implements vscode.Disposable {
+  private static readonly panels = new Map<string, ExplainPanel>();
+
+  private readonly disposables: vscode.Disposable[] = [];
+  private runId = 0;
+  private last: RunOutput | undefined;
+  private lastRunId = 0;
+  /** The panel's own rule choice (composite/epsilon/gamma); undefined = the setting's. */
+  private ruleChoice: Partial<RuleChoice> | undefined;
+  private target: number | undefined;
+  private view: ViewOptions;
+  private ready = false;
+  private disposed = false;
+  private cancelRunning: (() => void) | undefined;
+
+  static all(): ExplainPanel[] {
+    return [...ExplainPanel.panels.values()];
+  }
+
+  /** Opens (or reveals) the panel of an image and explains it. */
+  static show(deps: PanelDeps, imageUri: vscode.Uri): ExplainPanel {
+    const key = imageUri.fsPath;
+    const existing = ExplainPanel.panels.get(key);
+    if (existing) {
+      existing.panel.reveal(undefined, false);
+      void existing.explain();
+      return existing;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      VIEW_TYPE,
+      `Explain: ${path.basename(key)}`,
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      ExplainPanel.webviewOptions(deps.extensionUri, imageUri),
+    );
+    return new ExplainPanel(deps, panel, imageUri);
+  }
+
+  /** Restores a panel after a window reload (WebviewPanelSerializer). */
+  static restore(deps: PanelDeps, panel: vscode.WebviewPanel, imageUri: vscode.Uri, view?: Partial<ViewOptions>): ExplainPanel {
+    ExplainPanel.panels.get(imageUri.fsPath)?.dispose();
+    panel.webview.options = ExplainPanel.webviewOptions(deps.extensionUri, imageUri);
+    return new ExplainPanel(deps, panel, imageUri, view);
+  }
+
+  static webviewOptions(extensionUri: vscode.Uri, imageUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+    return {
+      enableScripts: true,
+      enableCommandUris: false,
+      localResourceRoots: [
+        vscode.Uri.joinPath(extensionUri, 'dist'),
+        vscode.Uri.joinPath(extensionUri, 'media'),
+        vscode.Uri.file(path.dirname(imageUri.fsPath)),
+      ],
+    };
+  }
+
+  private constructor(
+    private readonly deps: PanelDeps,
+    readonly panel: vscode.WebviewPanel,
+    readonly imageUri: vscode.Uri,
+    view?: Partial<ViewOptions>,
+  ) {
+    ExplainPanel.panels.set(imageUri.fsPath, this);
+    let colormap: ViewOptions['colormap'] = 'bwr';
+    try {
+      colormap = readSettings(imageUri).colormap;
+    } catch {
+      // reported when the run reads the settings
+    }
+    this.view = { colormap, opacity: 0.6, sign: 'both', ...view };
+    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'icon.png');
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((raw) => {
+        this.onMessage(raw).catch((err) => logError('panel message', err));
+      }),
+    );
+  }
+
+  get imagePath(): string {
+    return this.imageUri.fsPath;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.cancelRunning?.();
+    if (ExplainPanel.panels.get(this.imagePath) === this) ExplainPanel.panels.delete(this.imagePath);
+    for (const d of this.disposables) d.dispose();
+    this.panel.dispose();
+  }
+
+  private post(msg: HostMessage): void {
+    if (this.disposed) return;
+    this.panel.webview.postMessage(msg).then(undefined, (err) => logError('postMessage', err));
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const nonce = crypto.randomBytes(18).toString('base64');
+    const asUri = (...p: string[]): string => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, ...p)).toString();
+    const csp = [
+      "default-src 'none'",
+      `img-src ${webview.cspSource} data: blob:`,
+      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
+      `font-src ${webview.cspSource}`,
+      `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta name="lrp-nonce" content="${nonce}">
+<link rel="stylesheet" href="${asUri('media', 'panel.css')}" nonce="${nonce}">
+<title>LRP Lens</title>
+</head>
+<body>
+<div id="app" data-state="starting"><p class="placeholder">Starting…</p></div>
+<script nonce="${nonce}" src="${asUri('dist', 'webview.js')}"></script>
+</body>
+</html>`;
+  }
+
+  private settings(): Settings {
+    return readSettings(this.imageUri);
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const msg = parseWebviewMessage(raw);
+    if (!msg) {
+      logLine(`ignored a malformed message from the panel: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    switch (msg.type) {
+      case 'ready':
+        this.ready = true;
+        this.sendInit();
+        if (this.last) this.sendResult(this.last);
+        else await this.explain();
+        break;
+      case 'explain':
+        if (msg.rules) this.ruleChoice = { ...this.ruleChoice, ...msg.rules };
+        this.target = msg.target;
+        await this.explain();
+        break;
+      case 'viewChanged':
+        this.view = msg.view;
+        break;
+      case 'export':
+        this.view = msg.view;
+        await this.export(msg.kind);
+        break;
+      case 'action':
+        await runAction(msg.action, this.deps.models, this.imageUri, () => this.explain());
+        break;
+      case 'layerDetail':
+        this.sendLayerDetail(msg.runId, msg.index);
+        break;
+    }
+  }
+
+  private sendInit(): void {
+    let rules: RuleChoice = { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 };
+    try {
+      rules = ruleChoiceOf(applyRuleChoice(this.settings().rules, this.ruleChoice));
+    } catch {
+      // shown by the run
+    }
+    this.post({
+      type: 'init',
+      version: PROTOCOL_VERSION,
+      imagePath: this.imagePath,
+      imageName: path.basename(this.imagePath),
+      view: this.view,
+      rules,
+      trusted: vscode.workspace.isTrusted,
+    });
+  }
+
+  private sendResult(out: RunOutput): void {
+    this.post({ type: 'image', image: out.image });
+    this.post({ type: 'result', result: { ...out.payload, runId: this.lastRunId } });
+  }
+
+  private sendLayerDetail(runId: number, index: number): void {
+    const layer = this.last?.explanation.layers[index];
+    if (!layer || runId !== this.lastRunId) return;
+    const sums = (layer as { channelSums?: ArrayLike<number> }).channelSums;
+    const topChannels = sums
+      ? Array.from(sums, (sum, channel) => ({ channel, sum }))
+          .sort((a, b) => Math.abs(b.sum) - Math.abs(a.sum))
+          .slice(0, 8)
+      : undefined;
+    this.post({ type: 'layerDetail', detail: { runId, index, ...(topChannels ? { topChannels } : {}) } });
+  }
+
+  /** Settings changed: re-run (only if the panel has shown something). */
+  onSettingsChanged(): void {
+    try {
+      this.view = { ...this.view, colormap: this.settings().colormap };
+      this.post({ type: 'view', view: this.view });
+    } catch {
+      // reported by the run
+    }
+    if (this.ready) void this.explain();
+  }
+
+  /** Runs an explanation with the current settings and the panel's choices; replaces a running one. */
+  async explain(): Promise<void> {
+    if (!this.ready || this.disposed) return;
+    const runId = ++this.runId;
+    this.cancelRunning?.();
+    let cancelled = false;
+    let rejectCancelled: (e: Error) => void = () => undefined;
+    // Settles as soon as the run is cancelled or replaced: the progress closes at once and the
+    // engine's late result is dropped.
+    const cancelledP = new Promise<never>((_, reject) => (rejectCancelled = reject));
+    cancelledP.catch(() => undefined);
+    const cancel = (): void => {
+      cancelled = true;
+      rejectCancelled(new CancelledError());
+    };
+    this.cancelRunning = cancel;
+    const check = (): void => {
+      if (cancelled || runId !== this.runId || this.disposed) throw new CancelledError();
+    };
+    const name = path.basename(this.imagePath);
+    try {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${name}`, cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(cancel);
+          if (!vscode.workspace.isTrusted) throw new UntrustedError();
+          const settings = this.settings();
+          const rules = applyRuleChoice(settings.rules, this.ruleChoice);
+          this.post({ type: 'busy', message: 'Finding the model…' });
+          const modelPath = await Promise.race([this.deps.models.resolve(this.imageUri), cancelledP]);
+          check();
+          progress.report({ message: `loading ${path.basename(modelPath)}…` });
+          this.post({ type: 'busy', message: `Loading ${path.basename(modelPath)} and explaining…` });
+          await Promise.race([loadEngine(), cancelledP]);
+          check();
+          const out = await Promise.race([
+            this.deps.runner.run({
+              imagePath: this.imagePath,
+              modelPath,
+              labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.imageUri) : undefined,
+              backend: settings.backend,
+              preprocessing: settings.preprocessing,
+              rules,
+              target: this.target,
+            }),
+            cancelledP,
+          ]);
+          check();
+          this.last = out;
+          this.lastRunId = runId;
+          logLine(out.logLine);
+          this.sendResult(out);
+          void this.deps.models.refreshStatus(this.imageUri);
+        },
+      );
+    } catch (err) {
+      if (err instanceof CancelledError) {
+        if (runId === this.runId && !this.disposed) {
+          logLine(`cancelled: ${name}`);
+          if (this.last) this.sendResult(this.last);
+          else this.post({ type: 'error', error: { title: 'Cancelled', message: 'The explanation was cancelled.', actions: ['retry'] } });
+        }
+        return;
+      }
+      if (runId !== this.runId) return; // a newer run replaced this one
+      this.showError(err);
+    } finally {
+      if (this.cancelRunning === cancel) this.cancelRunning = undefined;
+    }
+  }
+
+  private showError(err: unknown): void {
+    const error: PanelError = describeError(err);
+    logError(`explaining ${this.imagePath}`, err);
+    this.post({ type: 'error', error });
+    notifyError(error, this.deps.models, this.imageUri, () => this.explain());
+  }
+
+  private async export(kind: ExportKind): Promise<void> {
+    const out = this.last;
+    if (!out) {
+      void vscode.window.showWarningMessage('LRP Lens: nothing to export yet.');
+      return;
+    }
+    const base = path.basename(this.imagePath, path.extname(this.imagePath));
+    const names: Record<ExportKind, [string, Record<string, string[]>]> = {
+      png: [`${base}.lrp.png`, { 'PNG image': ['png'] }],
+      npy: [`${base}.relevance.npy`, { 'NumPy array': ['npy'] }],
+      json: [`${base}.lrp.json`, { JSON: ['json'] }],
+    };
+    const [file, filters] = names[kind];
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.file(path.join(path.dirname(this.imagePath), file)),
+      filters,
+      saveLabel: 'Export',
+    });
+    if (!target) return;
+    try {
+      const { heatmap } = await loadEngine();
+      let bytes: Uint8Array;
+      if (kind === 'png') {
+        const map = heatmap.relevanceMap(out.explanation.relevance, out.explanation.layout);
+        bytes = await heatmap.blendHeatmap(out.original, map, {
+          colormap: this.view.colormap,
+          mode: this.view.sign,
+          alpha: this.view.opacity,
+        });
+      } else if (kind === 'npy') {
+        const { writeNpy } = await import('../engine/npy');
+        bytes = writeNpy(out.explanation.relevance);
+      } else {
+        bytes = Buffer.from(summaryJson(out), 'utf8');
+      }
+      await vscode.workspace.fs.writeFile(target, bytes);
+      logLine(`exported ${kind} to ${target.fsPath}`);
+      const reveal = 'Open';
+      void vscode.window.showInformationMessage(`LRP Lens: saved ${path.basename(target.fsPath)}`, reveal).then((a) => {
+        if (a === reveal) void vscode.commands.executeCommand('vscode.open', target);
+      });
+    } catch (err) {
+      logError(`export ${kind}`, err);
+      void vscode.window.showErrorMessage(`LRP Lens: export failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Performs an error action (from the panel or a notification). */
+export async function runAction(
+  action: PanelError['actions'][number],
+  models: ModelPicker,
+  scope: vscode.Uri | undefined,
+  retry: () => Promise<void>,
+): Promise<void> {
+  switch (action) {
+    case 'selectModel':
+      if (await models.select(scope)) await retry();
+      break;
+    case 'openSettings':
+      await openSettings();
+      break;
+    case 'showOutput':
+      outputChannel().show(true);
+      break;
+    case 'retry':
+      await retry();
+      break;
+  }
+}
+
+export function notifyError(error: PanelError, models: ModelPicker, scope: vscode.Uri | undefined, retry: () => Promise<void>): void {
+  const actions = error.actions.filter((a) => a !== 'retry').map((a) => ACTION_TITLES[a]);
+  void vscode.window.showErrorMessage(`LRP Lens: ${error.title}: ${error.message}`, ...actions).then((choice) => {
+    const action = error.actions.find((a) => ACTION_TITLES[a] === choice);
+    if (action) runAction(action, models, scope, retry).catch((err) => logError('action', err));
+  });
+}
+
+/** True if the path is a readable file (used before opening a panel). */
+export function fileExists(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}

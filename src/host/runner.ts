@@ -1,0 +1,257 @@
+// Runs explanations for the panels: cached engine sessions, preprocessing from the settings,
+// labels, top-5 and the data the panel and the exports need. No `vscode` import.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { RulesConfig } from '../engine/config';
+import type { Explainer } from '../engine/explainer';
+import type { RgbImage } from '../engine/image';
+import type { Explanation } from '../engine/types';
+import { packMap, softmax, topK, type Prediction, type ResultPayload, type WireImage } from '../protocol';
+import { LABEL_FILE_NAMES, ruleChoiceOf, sessionKey, type Backend, type Preprocessing } from './settings';
+
+type ExplainerModule = typeof import('../engine/explainer');
+type ImageModule = typeof import('../engine/image');
+type HeatmapModule = typeof import('../engine/heatmap');
+type LabelsModule = typeof import('../engine/labels');
+
+// The engine is loaded on first use: activation stays fast and a broken native module shows up
+// as an error in the panel, not as a failed activation.
+let engine: Promise<{ explainer: ExplainerModule; image: ImageModule; heatmap: HeatmapModule; labels: LabelsModule }> | undefined;
+
+export function loadEngine(): NonNullable<typeof engine> {
+  engine ??= Promise.all([
+    import('../engine/explainer'),
+    import('../engine/image'),
+    import('../engine/heatmap'),
+    import('../engine/labels'),
+  ]).then(([explainer, image, heatmap, labels]) => ({ explainer, image, heatmap, labels }));
+  engine.catch(() => (engine = undefined));
+  return engine;
+}
+
+/** Longest side of the photo sent to the panel. */
+export const DISPLAY_MAX_SIDE = 768;
+const MAX_SESSIONS = 3;
+
+interface CachedSession {
+  key: string;
+  explainer: Promise<Explainer>;
+}
+
+export interface RunRequest {
+  imagePath: string;
+  modelPath: string;
+  labelsPath?: string;
+  backend: Backend;
+  preprocessing: Preprocessing;
+  rules: RulesConfig;
+  target?: number;
+}
+
+/** Everything a finished run leaves behind: what the panel shows and what the exports write. */
+export interface RunOutput {
+  payload: Omit<ResultPayload, 'runId'>;
+  image: WireImage;
+  explanation: Explanation;
+  original: RgbImage;
+  request: RunRequest;
+  labels?: string[];
+  logLine: string;
+}
+
+export class Runner {
+  private sessions: CachedSession[] = [];
+
+  /** A cached session per (model file, backend), reloaded when the file changes. */
+  async session(modelPath: string, backend: Backend): Promise<{ explainer: Explainer; loadMs?: number }> {
+    let stat: fs.Stats;
+    try {
+      stat = await fs.promises.stat(modelPath);
+    } catch {
+      throw new Error(`${modelPath}: model file not found`);
+    }
+    const key = sessionKey(modelPath, backend, stat.mtimeMs, stat.size);
+    const hit = this.sessions.find((s) => s.key === key);
+    if (hit) {
+      this.sessions = [hit, ...this.sessions.filter((s) => s !== hit)];
+      return { explainer: await hit.explainer };
+    }
+    const { explainer } = await loadEngine();
+    const t0 = performance.now();
+    const entry: CachedSession = { key, explainer: explainer.Explainer.load(modelPath, { backend }) };
+    // Older sessions of the same model file are stale now.
+    const stale = this.sessions.filter((s) => JSON.parse(s.key)[0] === modelPath && JSON.parse(s.key)[1] === backend);
+    this.sessions = [entry, ...this.sessions.filter((s) => !stale.includes(s))];
+    const evicted = [...stale, ...this.sessions.slice(MAX_SESSIONS)];
+    this.sessions = this.sessions.slice(0, MAX_SESSIONS);
+    for (const s of evicted) void s.explainer.then((e) => e.dispose()).catch(() => undefined);
+    try {
+      const e = await entry.explainer;
+      return { explainer: e, loadMs: performance.now() - t0 };
+    } catch (err) {
+      this.sessions = this.sessions.filter((s) => s !== entry);
+      throw err;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    const all = this.sessions;
+    this.sessions = [];
+    await Promise.all(all.map((s) => s.explainer.then((e) => e.dispose()).catch(() => undefined)));
+  }
+
+  /** The labels file: the explicit one, else a known name beside the model. */
+  static findLabels(modelPath: string, labelsPath?: string): string | undefined {
+    if (labelsPath) return labelsPath;
+    const dir = path.dirname(modelPath);
+    for (const name of LABEL_FILE_NAMES) {
+      const p = path.join(dir, name);
+      if (fs.existsSync(p)) return p;
+    }
+    return undefined;
+  }
+
+  async run(req: RunRequest): Promise<RunOutput> {
+    const t0 = performance.now();
+    const { image, heatmap, labels: labelsMod } = await loadEngine();
+    const { explainer, loadMs } = await this.session(req.modelPath, req.backend);
+    const info = explainer.input;
+
+    let width = info.width;
+    let height = info.height;
+    if (!(width > 0 && height > 0)) {
+      if (!req.preprocessing.size)
+        throw new Error(
+          `${req.modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`,
+        );
+      ({ width, height } = req.preprocessing.size);
+    }
+    const channels = info.channels === 1 ? 1 : 3;
+    const prep = {
+      width,
+      height,
+      channels: channels as 1 | 3,
+      layout: info.layout,
+      preset: req.preprocessing.preset,
+      ...(req.preprocessing.mean ? { mean: req.preprocessing.mean } : {}),
+      ...(req.preprocessing.std ? { std: req.preprocessing.std } : {}),
+      ...(req.preprocessing.scale !== undefined ? { scale: req.preprocessing.scale } : {}),
+      bgr: req.preprocessing.channelOrder === 'bgr',
+    };
+    const { tensor, original } = await image.loadImageTensor(req.imagePath, prep);
+
+    let labels: string[] | undefined;
+    const labelsFile = Runner.findLabels(req.modelPath, req.labelsPath);
+    if (labelsFile) {
+      let text: string;
+      try {
+        text = await fs.promises.readFile(labelsFile, 'utf8');
+      } catch (err) {
+        throw new Error(`${labelsFile}: cannot read the labels file: ${(err as Error).message}`);
+      }
+      labels = labelsMod.parseLabels(text, labelsFile);
+    }
+
+    if (req.target !== undefined && (req.target < 0 || req.target >= explainer.numClasses))
+      throw new Error(`target ${req.target} is out of range: the model has ${explainer.numClasses} classes (0-${explainer.numClasses - 1})`);
+
+    const rules: RulesConfig = req.rules.inputBounds ? req.rules : { ...req.rules, inputBounds: image.inputBoundsFor(prep) };
+    const explanation = await explainer.explain(tensor, { target: req.target, rules, maps: true });
+
+    const probs = softmax(explanation.logits);
+    const predictions: Prediction[] = topK(explanation.logits, 5).map((i) => ({
+      index: i,
+      label: labelsMod.labelFor(labels, i),
+      score: probs[i],
+      logit: explanation.logits[i],
+    }));
+    const inputMap = heatmap.relevanceMap(explanation.relevance, explanation.layout);
+    const display = await shrink(image, original);
+    const totalMs = performance.now() - t0;
+    const payload: Omit<ResultPayload, 'runId'> = {
+      model: req.modelPath,
+      backend: explainer.backendDetail,
+      target: explanation.target,
+      targetLabel: labelsMod.labelFor(labels, explanation.target),
+      logit: explanation.logit,
+      relevanceSum: explanation.relevanceSum,
+      predictions,
+      rules: ruleChoiceOf(rules),
+      relevance: packMap(inputMap),
+      layers: explanation.layers.map((l) => ({
+        name: l.name,
+        opType: l.opType,
+        rule: l.rule,
+        outputShape: l.outputShape,
+        relevanceSum: l.relevanceSum,
+        positiveSum: l.positiveSum,
+        negativeSum: l.negativeSum,
+        ...(l.map ? { map: packMap(l.map) } : {}),
+      })),
+      timings: { loadMs, forwardMs: explanation.timings.forwardMs, lrpMs: explanation.timings.lrpMs, totalMs },
+    };
+    const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(0)}ms`);
+    const line =
+      `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${explainer.backendDetail} ` +
+      `rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+      `target=${explanation.target} (${payload.targetLabel}) logit=${explanation.logit.toPrecision(5)} ` +
+      `relevanceSum=${explanation.relevanceSum.toPrecision(5)} load=${loadMs === undefined ? 'cached' : ms(loadMs)} ` +
+      `forward=${ms(explanation.timings.forwardMs)} lrp=${ms(explanation.timings.lrpMs)} total=${ms(totalMs)}`;
+    return {
+      payload,
+      image: {
+        width: display.width,
+        height: display.height,
+        originalWidth: original.width,
+        originalHeight: original.height,
+        rgb: display.rgb.slice().buffer,
+      },
+      explanation,
+      original,
+      request: { ...req, rules },
+      labels,
+      logLine: line,
+    };
+  }
+}
+
+async function shrink(image: ImageModule, img: RgbImage): Promise<RgbImage> {
+  const longest = Math.max(img.width, img.height);
+  if (longest <= DISPLAY_MAX_SIDE) return img;
+  const f = DISPLAY_MAX_SIDE / longest;
+  return image.resizeImage(img, Math.max(1, Math.round(img.width * f)), Math.max(1, Math.round(img.height * f)));
+}
+
+/** The summary JSON export (the CLI's --out-json shape plus the image). */
+export function summaryJson(out: RunOutput): string {
+  const e = out.explanation;
+  return JSON.stringify(
+    {
+      image: out.request.imagePath,
+      model: out.request.modelPath,
+      backend: out.payload.backend,
+      rules: out.request.rules,
+      target: e.target,
+      targetLabel: out.payload.targetLabel,
+      logit: e.logit,
+      top5: out.payload.predictions.map((p) => ({ index: p.index, label: p.label, score: p.score })),
+      relevanceSum: e.relevanceSum,
+      layers: e.layers.map((l) => ({
+        name: l.name,
+        opType: l.opType,
+        rule: l.rule,
+        outputShape: l.outputShape,
+        relevanceSum: l.relevanceSum,
+        positiveSum: l.positiveSum,
+        negativeSum: l.negativeSum,
+      })),
+      timings: {
+        loadMs: out.payload.timings.loadMs,
+        forwardMs: e.timings.forwardMs,
+        lrpMs: e.timings.lrpMs,
+      },
+    },
+    null,
+    2,
+  );
+}

@@ -1,0 +1,200 @@
+// The `lrpLens.*` settings: parsing and validation. Pure (no `vscode` import) so it is unit-tested
+// directly; src/host/config.ts reads the raw values from VS Code and hands them here.
+import * as path from 'node:path';
+import { COMPOSITE_NAMES, ConfigError, parseRulesConfig, type RulesConfig } from '../engine/config';
+import { COLORMAP_NAMES, type ColormapName, type RuleChoice } from '../protocol';
+
+export const SECTION = 'lrpLens';
+
+export const PRESETS = ['imagenet', 'unit', 'symmetric', 'raw'] as const;
+export type Preset = (typeof PRESETS)[number];
+
+export const BACKENDS = ['auto', 'onnxruntime', 'tfjs'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+export interface Preprocessing {
+  preset: Preset;
+  mean?: number[];
+  std?: number[];
+  /** Multiplies the 0..255 pixel values before mean/std (overrides the preset's scaling). */
+  scale?: number;
+  /** Input size to use when the model does not declare one. */
+  size?: { width: number; height: number };
+  channelOrder: 'rgb' | 'bgr';
+}
+
+export interface Settings {
+  modelPath?: string;
+  labelsPath?: string;
+  preprocessing: Preprocessing;
+  rules: RulesConfig;
+  backend: Backend;
+  colormap: ColormapName;
+}
+
+/** What VS Code's configuration returns for each key (unknown until checked). */
+export interface RawSettings {
+  modelPath?: unknown;
+  labelsPath?: unknown;
+  preprocessing?: unknown;
+  rules?: unknown;
+  backend?: unknown;
+  colormap?: unknown;
+}
+
+/** An invalid setting; `setting` is the full key, e.g. `lrpLens.preprocessing`. */
+export class SettingsError extends Error {
+  constructor(
+    readonly setting: string,
+    detail: string,
+  ) {
+    super(`Setting '${setting}': ${detail}`);
+    this.name = 'SettingsError';
+  }
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function optString(key: string, v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new SettingsError(`${SECTION}.${key}`, `must be a string (got ${JSON.stringify(v)})`);
+  const t = v.trim();
+  return t.length ? t : undefined;
+}
+
+function numberList(key: string, v: unknown, positive: boolean): number[] {
+  if (!Array.isArray(v) || (v.length !== 1 && v.length !== 3))
+    throw new SettingsError(key, 'must be an array of 1 or 3 numbers (one per channel)');
+  for (const x of v) {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new SettingsError(key, `must hold numbers only (got ${JSON.stringify(x)})`);
+    if (positive && x <= 0) throw new SettingsError(key, `must hold positive numbers (got ${x})`);
+  }
+  return v as number[];
+}
+
+/** Accepts 224, [224, 224], {"width":224,"height":224} or "224x224". */
+export function parseSize(key: string, v: unknown): { width: number; height: number } {
+  let w: unknown;
+  let h: unknown;
+  if (typeof v === 'number') w = h = v;
+  else if (Array.isArray(v) && v.length === 2) [w, h] = v;
+  else if (isObj(v)) ({ width: w, height: h } = v);
+  else if (typeof v === 'string') {
+    const m = /^\s*(\d+)\s*[xX×]\s*(\d+)\s*$/.exec(v);
+    if (m) [w, h] = [Number(m[1]), Number(m[2])];
+  }
+  const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= 8192;
+  if (!ok(w) || !ok(h))
+    throw new SettingsError(key, `must be a size like [224, 224] or "224x224" (got ${JSON.stringify(v)})`);
+  return { width: w, height: h };
+}
+
+export function parsePreprocessing(v: unknown): Preprocessing {
+  const key = `${SECTION}.preprocessing`;
+  if (v === undefined || v === null) return { preset: 'imagenet', channelOrder: 'rgb' };
+  if (typeof v === 'string') v = { preset: v };
+  if (!isObj(v)) throw new SettingsError(key, 'must be an object such as {"preset": "imagenet"}');
+  const known = ['preset', 'mean', 'std', 'scale', 'size', 'channelOrder'];
+  for (const k of Object.keys(v))
+    if (!known.includes(k)) throw new SettingsError(key, `unknown key '${k}' (known: ${known.join(', ')})`);
+  const out: Preprocessing = { preset: 'imagenet', channelOrder: 'rgb' };
+  if (v.preset !== undefined) {
+    if (typeof v.preset !== 'string' || !(PRESETS as readonly string[]).includes(v.preset))
+      throw new SettingsError(`${key}.preset`, `must be one of ${PRESETS.join(', ')} (got ${JSON.stringify(v.preset)})`);
+    out.preset = v.preset as Preset;
+  }
+  if (v.mean !== undefined) out.mean = numberList(`${key}.mean`, v.mean, false);
+  if (v.std !== undefined) out.std = numberList(`${key}.std`, v.std, true);
+  if (v.scale !== undefined) {
+    if (typeof v.scale !== 'number' || !Number.isFinite(v.scale) || v.scale <= 0)
+      throw new SettingsError(`${key}.scale`, `must be a positive number (got ${JSON.stringify(v.scale)})`);
+    out.scale = v.scale;
+  }
+  if (v.size !== undefined) out.size = parseSize(`${key}.size`, v.size);
+  if (v.channelOrder !== undefined) {
+    if (v.channelOrder !== 'rgb' && v.channelOrder !== 'bgr')
+      throw new SettingsError(`${key}.channelOrder`, `must be "rgb" or "bgr" (got ${JSON.stringify(v.channelOrder)})`);
+    out.channelOrder = v.channelOrder;
+  }
+  return out;
+}
+
+export function parseRules(v: unknown): RulesConfig {
+  const key = `${SECTION}.rules`;
+  try {
+    return parseRulesConfig(v ?? undefined, key);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      // parseRulesConfig prefixes its messages with `where: `; keep the detail only.
+      const detail = e.message.startsWith(`${key}: `) ? e.message.slice(key.length + 2) : e.message;
+      throw new SettingsError(key, detail);
+    }
+    throw e;
+  }
+}
+
+export function parseSettings(raw: RawSettings): Settings {
+  const backend = raw.backend ?? 'auto';
+  if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend))
+    throw new SettingsError(`${SECTION}.backend`, `must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(backend)})`);
+  const colormap = raw.colormap ?? 'bwr';
+  if (typeof colormap !== 'string' || !(COLORMAP_NAMES as readonly string[]).includes(colormap))
+    throw new SettingsError(`${SECTION}.colormap`, `must be one of ${COLORMAP_NAMES.join(', ')} (got ${JSON.stringify(colormap)})`);
+  return {
+    modelPath: optString('modelPath', raw.modelPath),
+    labelsPath: optString('labelsPath', raw.labelsPath),
+    preprocessing: parsePreprocessing(raw.preprocessing),
+    rules: parseRules(raw.rules),
+    backend: backend as Backend,
+    colormap: colormap as ColormapName,
+  };
+}
+
+/** Resolves a setting path: `~/` expands to the home folder, relative paths to the base folder. */
+export function resolveSettingPath(p: string, baseDir: string | undefined, home: string): string {
+  if (p === '~') return home;
+  if (p.startsWith('~/')) return path.join(home, p.slice(2));
+  if (path.isAbsolute(p)) return path.normalize(p);
+  return path.resolve(baseDir ?? process.cwd(), p);
+}
+
+/** The rules the panel shows, taken from the effective config. */
+export function ruleChoiceOf(rules: RulesConfig): RuleChoice {
+  return { composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma };
+}
+
+/** Applies the panel's choice on top of the setting's config (overrides etc. are kept). */
+export function applyRuleChoice(rules: RulesConfig, choice: Partial<RuleChoice> | undefined): RulesConfig {
+  if (!choice) return rules;
+  const out: RulesConfig = { ...rules, overrides: [...rules.overrides] };
+  if (choice.composite !== undefined) {
+    if (!(COMPOSITE_NAMES as readonly string[]).includes(choice.composite))
+      throw new SettingsError(`${SECTION}.rules`, `unknown composite '${choice.composite}'`);
+    out.composite = choice.composite;
+  }
+  if (choice.epsilon !== undefined) {
+    if (!(choice.epsilon >= 0)) throw new SettingsError(`${SECTION}.rules`, 'epsilon must not be negative');
+    out.epsilon = choice.epsilon;
+  }
+  if (choice.gamma !== undefined) {
+    if (!(choice.gamma >= 0)) throw new SettingsError(`${SECTION}.rules`, 'gamma must not be negative');
+    out.gamma = choice.gamma;
+  }
+  return out;
+}
+
+/** File names looked for beside the model when `lrpLens.labelsPath` is not set, in order. */
+export const LABEL_FILE_NAMES = ['labels.txt', 'classes.txt', 'imagenet_classes.txt', 'labels.json'];
+
+export const IMAGE_EXTENSIONS = ['png', 'jpg', 'jpeg', 'webp', 'gif', 'tif', 'tiff', 'bmp'];
+
+export function isImagePath(p: string): boolean {
+  return IMAGE_EXTENSIONS.includes(path.extname(p).slice(1).toLowerCase());
+}
+
+/** A stable key for caching an explainer session. */
+export function sessionKey(modelPath: string, backend: Backend, mtimeMs: number, size: number): string {
+  return JSON.stringify([modelPath, backend, mtimeMs, size]);
+}

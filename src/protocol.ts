@@ -1,0 +1,319 @@
+// The one message protocol between the extension host (src/host/panel.ts) and the panel's
+// webview (webview/main.ts). Imported by both sides: keep it free of `vscode` and Node imports.
+//
+// Binary data (relevance maps, image pixels) crosses as ArrayBuffer; `toFloat32` / `toUint8`
+// accept whatever the transport hands over (ArrayBuffer, typed array, or a plain array).
+
+export const PROTOCOL_VERSION = 1;
+
+export const COMPOSITES = [
+  'epsilon',
+  'alpha1-beta0',
+  'gamma',
+  'epsilon-plus',
+  'epsilon-plus-flat',
+  'epsilon-gamma-box',
+  'epsilon-alpha2-beta1',
+  'epsilon-alpha2-beta1-flat',
+] as const;
+export type Composite = (typeof COMPOSITES)[number];
+
+export const COLORMAP_NAMES = ['bwr', 'coldnhot', 'seismic', 'hot', 'gray'] as const;
+export type ColormapName = (typeof COLORMAP_NAMES)[number];
+
+export const SIGN_MODES = ['both', 'positive', 'negative'] as const;
+export type SignMode = (typeof SIGN_MODES)[number];
+
+export const EXPORT_KINDS = ['png', 'npy', 'json'] as const;
+export type ExportKind = (typeof EXPORT_KINDS)[number];
+
+export const ERROR_ACTIONS = ['selectModel', 'openSettings', 'showOutput', 'retry'] as const;
+export type ErrorAction = (typeof ERROR_ACTIONS)[number];
+
+/** A 2-D float map, row-major. `data` is an ArrayBuffer holding height*width float32 values. */
+export interface WireMap {
+  width: number;
+  height: number;
+  data: ArrayBuffer;
+}
+
+/** Image pixels (RGB, 8 bit, row-major), possibly downscaled for display. */
+export interface WireImage {
+  width: number;
+  height: number;
+  /** Size of the original file's image (after orientation). */
+  originalWidth: number;
+  originalHeight: number;
+  rgb: ArrayBuffer;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  /** Softmax probability. */
+  score: number;
+  logit: number;
+}
+
+export interface WireLayer {
+  name: string;
+  opType: string;
+  rule: string;
+  outputShape: number[];
+  relevanceSum: number;
+  positiveSum: number;
+  negativeSum: number;
+  map?: WireMap;
+}
+
+/** The rule parameters the panel can change; the rest comes from the `lrpLens.rules` setting. */
+export interface RuleChoice {
+  composite: Composite;
+  epsilon: number;
+  gamma: number;
+}
+
+export interface ViewOptions {
+  colormap: ColormapName;
+  opacity: number;
+  sign: SignMode;
+}
+
+export interface ResultPayload {
+  /** Increases with every run; the webview ignores stale details. */
+  runId: number;
+  model: string;
+  backend: string;
+  target: number;
+  targetLabel: string;
+  logit: number;
+  relevanceSum: number;
+  predictions: Prediction[];
+  rules: RuleChoice;
+  /** Channel-summed input relevance at the model's input resolution. */
+  relevance: WireMap;
+  layers: WireLayer[];
+  timings: { loadMs?: number; forwardMs?: number; lrpMs: number; totalMs: number };
+}
+
+export interface PanelError {
+  /** Short title, e.g. "Unsupported operator". */
+  title: string;
+  message: string;
+  actions: ErrorAction[];
+}
+
+export interface LayerDetail {
+  runId: number;
+  index: number;
+  /** Channels ranked by relevance (absolute), when the engine reports per-channel sums. */
+  topChannels?: { channel: number; sum: number }[];
+}
+
+/** State the webview keeps with `setState` so the serializer can restore the panel. */
+export interface PersistedState {
+  imagePath: string;
+  view?: Partial<ViewOptions>;
+}
+
+// ---------- host -> webview ----------
+
+export type HostMessage =
+  | {
+      type: 'init';
+      version: number;
+      imagePath: string;
+      imageName: string;
+      view: ViewOptions;
+      rules: RuleChoice;
+      trusted: boolean;
+    }
+  | { type: 'image'; image: WireImage }
+  | { type: 'busy'; message: string }
+  | { type: 'result'; result: ResultPayload }
+  | { type: 'error'; error: PanelError }
+  | { type: 'view'; view: ViewOptions }
+  | { type: 'layerDetail'; detail: LayerDetail };
+
+// ---------- webview -> host ----------
+
+export type WebviewMessage =
+  | { type: 'ready' }
+  | { type: 'explain'; target?: number; rules?: Partial<RuleChoice> }
+  | { type: 'export'; kind: ExportKind; view: ViewOptions }
+  | { type: 'action'; action: ErrorAction }
+  | { type: 'layerDetail'; runId: number; index: number }
+  | { type: 'viewChanged'; view: ViewOptions };
+
+// ---------- validation of what arrives from the webview (untrusted input) ----------
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isFiniteNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function isNonNegInt(v: unknown): v is number {
+  return isFiniteNum(v) && Number.isInteger(v) && v >= 0;
+}
+
+function oneOf<T extends string>(list: readonly T[], v: unknown): v is T {
+  return typeof v === 'string' && (list as readonly string[]).includes(v);
+}
+
+export function parseViewOptions(v: unknown): ViewOptions | undefined {
+  if (!isObj(v)) return undefined;
+  if (!oneOf(COLORMAP_NAMES, v.colormap) || !oneOf(SIGN_MODES, v.sign)) return undefined;
+  if (!isFiniteNum(v.opacity) || v.opacity < 0 || v.opacity > 1) return undefined;
+  return { colormap: v.colormap, sign: v.sign, opacity: v.opacity };
+}
+
+function parseRuleChoice(v: unknown): Partial<RuleChoice> | undefined {
+  if (!isObj(v)) return undefined;
+  const out: Partial<RuleChoice> = {};
+  if (v.composite !== undefined) {
+    if (!oneOf(COMPOSITES, v.composite)) return undefined;
+    out.composite = v.composite;
+  }
+  for (const k of ['epsilon', 'gamma'] as const) {
+    if (v[k] === undefined) continue;
+    const n = v[k];
+    if (!isFiniteNum(n) || n < 0) return undefined;
+    out[k] = n;
+  }
+  return out;
+}
+
+/** Checks a message from the webview; returns undefined for anything malformed. */
+export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
+  if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
+  switch (raw.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'explain': {
+      const msg: WebviewMessage = { type: 'explain' };
+      if (raw.target !== undefined) {
+        if (!isNonNegInt(raw.target)) return undefined;
+        msg.target = raw.target;
+      }
+      if (raw.rules !== undefined) {
+        const rules = parseRuleChoice(raw.rules);
+        if (!rules) return undefined;
+        msg.rules = rules;
+      }
+      return msg;
+    }
+    case 'export': {
+      const view = parseViewOptions(raw.view);
+      if (!oneOf(EXPORT_KINDS, raw.kind) || !view) return undefined;
+      return { type: 'export', kind: raw.kind, view };
+    }
+    case 'action':
+      return oneOf(ERROR_ACTIONS, raw.action) ? { type: 'action', action: raw.action } : undefined;
+    case 'layerDetail':
+      return isNonNegInt(raw.runId) && isNonNegInt(raw.index)
+        ? { type: 'layerDetail', runId: raw.runId, index: raw.index }
+        : undefined;
+    case 'viewChanged': {
+      const view = parseViewOptions(raw.view);
+      return view ? { type: 'viewChanged', view } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Checks the state VS Code hands back to the serializer. */
+export function parsePersistedState(raw: unknown): PersistedState | undefined {
+  if (!isObj(raw) || typeof raw.imagePath !== 'string' || raw.imagePath.length === 0) return undefined;
+  const state: PersistedState = { imagePath: raw.imagePath };
+  if (isObj(raw.view)) {
+    const view: Partial<ViewOptions> = {};
+    if (oneOf(COLORMAP_NAMES, raw.view.colormap)) view.colormap = raw.view.colormap;
+    if (oneOf(SIGN_MODES, raw.view.sign)) view.sign = raw.view.sign;
+    if (isFiniteNum(raw.view.opacity) && raw.view.opacity >= 0 && raw.view.opacity <= 1)
+      view.opacity = raw.view.opacity;
+    state.view = view;
+  }
+  return state;
+}
+
+// ---------- binary helpers ----------
+
+/** A standalone ArrayBuffer holding exactly the values of `a` (never a view on a larger buffer). */
+export function float32Buffer(a: ArrayLike<number>): ArrayBuffer {
+  const out = new Float32Array(a.length);
+  out.set(a);
+  return out.buffer;
+}
+
+export function packMap(map: { width: number; height: number; data: ArrayLike<number> }): WireMap {
+  if (map.data.length !== map.width * map.height)
+    throw new Error(`map of ${map.width}x${map.height} has ${map.data.length} values`);
+  return { width: map.width, height: map.height, data: float32Buffer(map.data) };
+}
+
+/** Reads float32 values from whatever the transport produced. */
+export function toFloat32(data: unknown): Float32Array {
+  if (data instanceof Float32Array) return data;
+  if (data instanceof ArrayBuffer) return new Float32Array(data);
+  if (ArrayBuffer.isView(data)) {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return new Float32Array(bytes.slice().buffer);
+  }
+  if (Array.isArray(data)) return Float32Array.from(data as number[]);
+  if (isObj(data)) {
+    // A typed array that went through JSON: {"0": v0, "1": v1, ...}
+    const n = Object.keys(data).length;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = Number(data[String(i)]);
+    return out;
+  }
+  return new Float32Array(0);
+}
+
+export function toUint8(data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (Array.isArray(data)) return Uint8Array.from(data as number[]);
+  if (isObj(data)) {
+    const n = Object.keys(data).length;
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = Number(data[String(i)]);
+    return out;
+  }
+  return new Uint8Array(0);
+}
+
+export function unpackMap(map: WireMap): { width: number; height: number; data: Float32Array } {
+  const data = toFloat32(map.data);
+  if (data.length !== map.width * map.height)
+    throw new Error(`relevance map of ${map.width}x${map.height} arrived with ${data.length} values`);
+  return { width: map.width, height: map.height, data };
+}
+
+// ---------- small shared maths ----------
+
+/** Numerically stable softmax. */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  const out = new Float64Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    out[i] = Math.exp(logits[i] - max);
+    sum += out[i];
+  }
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/** Indices of the k largest values, largest first (ties: lower index first). */
+export function topK(values: ArrayLike<number>, k: number): number[] {
+  const idx = Array.from({ length: values.length }, (_, i) => i);
+  idx.sort((a, b) => values[b] - values[a] || a - b);
+  return idx.slice(0, Math.max(0, k));
+}

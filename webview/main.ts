@@ -1,0 +1,547 @@
+// The LRP Lens panel. Asks the host for its state ('ready'), draws the heatmap on a canvas from
+// the relevance map (colormaps and blending in ./colormap), and sends the user's choices back.
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import {
+  COLORMAP_NAMES,
+  COMPOSITES,
+  SIGN_MODES,
+  toUint8,
+  unpackMap,
+  type ColormapName,
+  type ErrorAction,
+  type HostMessage,
+  type LayerDetail,
+  type PanelError,
+  type PersistedState,
+  type ResultPayload,
+  type RuleChoice,
+  type SignMode,
+  type ViewOptions,
+  type WebviewMessage,
+} from '../src/protocol';
+import { blendOverImage, formatValue, legendGradient, mapValueAt, maxAbs, renderMap, type FloatMap, type RgbImage } from './colormap';
+import { flowBar, ruleFieldState } from './view';
+
+interface VsCodeApi {
+  postMessage(msg: unknown): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+
+function send(msg: WebviewMessage): void {
+  vscode.postMessage(msg);
+}
+
+// ---------- tiny DOM helper ----------
+
+type Child = Node | string | null | undefined | false;
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, props?: Record<string, string>, ...children: Child[]): HTMLElementTagNameMap[K];
+function h(tag: string, props?: Record<string, string>, ...children: Child[]): HTMLElement;
+function h(tag: string, props: Record<string, string> = {}, ...children: Child[]): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') el.className = v;
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+function byId<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el as T;
+}
+
+interface SelectEl extends HTMLElement {
+  value: string;
+}
+
+function select(id: string, options: readonly { value: string; label: string; description?: string }[], value: string): SelectEl {
+  const el = h('vscode-single-select', { id }) as SelectEl;
+  for (const o of options) {
+    const opt = h('vscode-option', { value: o.value }, o.label);
+    if (o.description) opt.setAttribute('description', o.description);
+    el.append(opt);
+  }
+  el.value = value;
+  return el;
+}
+
+// ---------- state ----------
+
+const state: {
+  imagePath?: string;
+  imageName?: string;
+  view: ViewOptions;
+  rules: RuleChoice;
+  image?: RgbImage;
+  result?: ResultPayload;
+  relevance?: FloatMap;
+  layerMaps: (FloatMap | undefined)[];
+  selectedLayer?: number;
+  busy: boolean;
+} = {
+  view: { colormap: 'bwr', opacity: 0.6, sign: 'both' },
+  rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
+  layerMaps: [],
+  busy: false,
+};
+
+{
+  const saved = vscode.getState() as PersistedState | undefined;
+  if (saved?.view) state.view = { ...state.view, ...saved.view };
+  if (saved?.imagePath) state.imagePath = saved.imagePath;
+}
+
+function persist(): void {
+  if (state.imagePath) vscode.setState({ imagePath: state.imagePath, view: state.view } satisfies PersistedState);
+}
+
+const COMPOSITE_HELP: Record<string, string> = {
+  epsilon: 'LRP-ε everywhere',
+  'alpha1-beta0': 'α1β0 (z+) on every layer',
+  gamma: 'LRP-γ on every layer',
+  'epsilon-plus': 'z+ on convolutions, ε on dense layers',
+  'epsilon-plus-flat': 'flat first layer, z+ convolutions, ε dense',
+  'epsilon-gamma-box': 'z^B first layer, γ convolutions, ε dense',
+  'epsilon-alpha2-beta1': 'α2β1 convolutions, ε dense',
+  'epsilon-alpha2-beta1-flat': 'flat first layer, α2β1 convolutions, ε dense',
+};
+
+// ---------- layout ----------
+
+function buildLayout(): void {
+  const app = byId('app');
+  app.replaceChildren();
+
+  const header = h(
+    'header',
+    { class: 'header' },
+    h('div', { class: 'title' }, h('span', { id: 'image-name' }, state.imageName ?? ''), h('span', { id: 'model-name', class: 'muted' })),
+    h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' }),
+  );
+
+  const errorBox = h('section', { id: 'error', class: 'error', role: 'alert', hidden: '' });
+
+  const canvas = h('canvas', { id: 'heatmap', class: 'heatmap', width: '1', height: '1', 'aria-label': 'Relevance heatmap over the image' });
+  const hover = h('div', { id: 'hover', class: 'hover muted' }, 'Hover the image to read the relevance.');
+
+  const opacity = h('input', { id: 'opacity', type: 'range', min: '0', max: '1', step: '0.05', value: String(state.view.opacity), 'aria-label': 'Heatmap opacity' });
+  const colormapSel = select('colormap', COLORMAP_NAMES.map((c) => ({ value: c, label: c })), state.view.colormap);
+  const signSel = select('sign', SIGN_MODES.map((s) => ({ value: s, label: s === 'both' ? 'positive and negative' : `${s} only` })), state.view.sign);
+  const legend = h('div', { id: 'legend', class: 'legend' }, h('span', { class: 'legend-bar', id: 'legend-bar' }), h('span', { id: 'legend-range', class: 'muted' }));
+
+  const controls = h(
+    'div',
+    { class: 'controls' },
+    h('label', { class: 'field' }, h('span', {}, 'Opacity'), opacity),
+    h('label', { class: 'field' }, h('span', {}, 'Colormap'), colormapSel),
+    h('label', { class: 'field' }, h('span', {}, 'Show'), signSel),
+  );
+
+  const exportsRow = h(
+    'div',
+    { class: 'exports' },
+    h('span', { class: 'muted' }, 'Export'),
+    exportButton('png', 'Heatmap PNG'),
+    exportButton('npy', 'Relevance .npy'),
+    exportButton('json', 'Summary JSON'),
+  );
+
+  const detail = h('section', { id: 'layer-detail', class: 'layer-detail', hidden: '' });
+
+  const left = h('div', { class: 'left' }, h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, detail);
+
+  const composite = select(
+    'composite',
+    COMPOSITES.map((c) => ({ value: c, label: c, description: COMPOSITE_HELP[c] })),
+    state.rules.composite,
+  );
+  const epsilon = h('vscode-textfield', { id: 'epsilon', value: String(state.rules.epsilon), 'aria-label': 'epsilon' }) as SelectEl;
+  const gamma = h('vscode-textfield', { id: 'gamma', value: String(state.rules.gamma), 'aria-label': 'gamma' }) as SelectEl;
+  const settingsLink = h('a', { href: '#', id: 'open-settings' }, 'All rule settings (overrides, bounds, …)');
+
+  const right = h(
+    'div',
+    { class: 'right' },
+    h('section', { class: 'card' }, h('h2', {}, 'Predictions'), h('ol', { id: 'top5', class: 'top5' })),
+    h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Rules'),
+      h('label', { class: 'field' }, h('span', {}, 'Composite'), composite),
+      h(
+        'div',
+        { class: 'row' },
+        h('label', { class: 'field' }, h('span', {}, 'ε (epsilon)'), epsilon),
+        h('label', { class: 'field' }, h('span', {}, 'γ (gamma)'), gamma),
+      ),
+      h('div', { id: 'rules-error', class: 'field-error', hidden: '' }),
+      settingsLink,
+    ),
+    h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Relevance flow'),
+      h('p', { class: 'muted small' }, 'From the output to the input. Bars: relevance sum per layer relative to the explained logit.'),
+      h('ol', { id: 'flow', class: 'flow' }),
+    ),
+  );
+
+  app.append(header, errorBox, h('main', { class: 'layout' }, left, right));
+
+  // ---- events ----
+  opacity.addEventListener('input', () => {
+    state.view = { ...state.view, opacity: Number(opacity.value) };
+    viewChanged();
+  });
+  colormapSel.addEventListener('change', () => {
+    if ((COLORMAP_NAMES as readonly string[]).includes(colormapSel.value)) {
+      state.view = { ...state.view, colormap: colormapSel.value as ColormapName };
+      viewChanged();
+    }
+  });
+  signSel.addEventListener('change', () => {
+    if ((SIGN_MODES as readonly string[]).includes(signSel.value)) {
+      state.view = { ...state.view, sign: signSel.value as SignMode };
+      viewChanged();
+    }
+  });
+  composite.addEventListener('change', () => rulesChanged());
+  epsilon.addEventListener('change', () => rulesChanged());
+  gamma.addEventListener('change', () => rulesChanged());
+  settingsLink.addEventListener('click', (e) => {
+    e.preventDefault();
+    send({ type: 'action', action: 'openSettings' });
+  });
+  canvas.addEventListener('mousemove', (e) => onHover(e));
+  canvas.addEventListener('mouseleave', () => {
+    byId('hover').textContent = 'Hover the image to read the relevance.';
+  });
+  updateLegend();
+}
+
+function exportButton(kind: 'png' | 'npy' | 'json', label: string): HTMLElement {
+  const b = h('vscode-button', { secondary: '', class: 'export', 'data-kind': kind }, label);
+  b.addEventListener('click', () => send({ type: 'export', kind, view: state.view }));
+  return b;
+}
+
+// ---------- reactions ----------
+
+let viewTimer: ReturnType<typeof setTimeout> | undefined;
+function viewChanged(): void {
+  persist();
+  drawHeatmap();
+  drawFlowThumbnails();
+  drawLayerDetail();
+  updateLegend();
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => send({ type: 'viewChanged', view: state.view }), 200);
+}
+
+function rulesChanged(): void {
+  const composite = (byId<SelectEl>('composite').value || state.rules.composite) as RuleChoice['composite'];
+  const eps = ruleFieldState(byId<SelectEl>('epsilon').value, 'ε');
+  const gam = ruleFieldState(byId<SelectEl>('gamma').value, 'γ');
+  const err = byId('rules-error');
+  const problem = eps.error ?? gam.error;
+  if (problem || eps.value === undefined || gam.value === undefined) {
+    err.textContent = problem ?? 'Invalid value';
+    err.hidden = false;
+    return;
+  }
+  err.hidden = true;
+  state.rules = { composite, epsilon: eps.value, gamma: gam.value };
+  send({ type: 'explain', target: state.result?.target, rules: state.rules });
+}
+
+function setStatus(text: string, busy: boolean): void {
+  state.busy = busy;
+  const status = byId('status');
+  status.replaceChildren();
+  if (busy) status.append(h('vscode-progress-ring', { class: 'ring' }));
+  status.append(h('span', {}, text));
+  byId('app').dataset.busy = busy ? 'true' : 'false';
+}
+
+function showError(err: PanelError | undefined): void {
+  const box = byId('error');
+  if (!err) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  const titles: Record<ErrorAction, string> = {
+    selectModel: 'Select Model',
+    openSettings: 'Open Settings',
+    showOutput: 'Show Output',
+    retry: 'Retry',
+  };
+  const actions = h('div', { class: 'actions' });
+  for (const a of err.actions) {
+    const b = h('vscode-button', a === err.actions[0] ? {} : { secondary: '' }, titles[a]);
+    b.addEventListener('click', () => send({ type: 'action', action: a }));
+    actions.append(b);
+  }
+  box.replaceChildren(h('strong', { class: 'error-title' }, err.title), h('p', { class: 'error-message' }, err.message), actions);
+  box.hidden = false;
+}
+
+function onHover(e: MouseEvent): void {
+  const canvas = byId<HTMLCanvasElement>('heatmap');
+  const rel = state.relevance;
+  const img = state.image;
+  if (!rel || !img) return;
+  const rect = canvas.getBoundingClientRect();
+  const px = ((e.clientX - rect.left) / rect.width) * canvas.width;
+  const py = ((e.clientY - rect.top) / rect.height) * canvas.height;
+  if (px < 0 || py < 0 || px >= canvas.width || py >= canvas.height) return;
+  const v = mapValueAt(rel, Math.floor(px), Math.floor(py), canvas.width, canvas.height);
+  const mx = Math.min(rel.width - 1, Math.floor((px / canvas.width) * rel.width));
+  const my = Math.min(rel.height - 1, Math.floor((py / canvas.height) * rel.height));
+  const exact = rel.data[my * rel.width + mx];
+  byId('hover').textContent = `input pixel (${mx}, ${my}): relevance ${formatValue(exact)}  ·  interpolated ${formatValue(v)}`;
+}
+
+// ---------- drawing ----------
+
+function putPixels(canvas: HTMLCanvasElement, width: number, height: number, rgba: Uint8ClampedArray): void {
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  const img = ctx.createImageData(width, height);
+  img.data.set(rgba);
+  ctx.putImageData(img, 0, 0);
+}
+
+function drawHeatmap(): void {
+  const canvas = byId<HTMLCanvasElement>('heatmap');
+  if (!state.image) return;
+  const rgba = state.relevance
+    ? blendOverImage(state.image, state.relevance, { ...state.view })
+    : blendOverImage(state.image, { width: 1, height: 1, data: [0] }, { ...state.view, opacity: 0 });
+  putPixels(canvas, state.image.width, state.image.height, rgba);
+  canvas.dataset.runId = String(state.result?.runId ?? '');
+}
+
+function updateLegend(): void {
+  const bar = document.getElementById('legend-bar');
+  if (bar) bar.style.background = legendGradient(state.view.colormap);
+  const range = document.getElementById('legend-range');
+  if (range && state.relevance) {
+    const m = maxAbs(state.relevance.data);
+    const signed = state.view.colormap === 'hot' || state.view.colormap === 'gray' ? `0 … ${formatValue(m)} (|R|)` : `${formatValue(-m)} … 0 … ${formatValue(m)}`;
+    range.textContent = signed;
+  }
+}
+
+function drawFlowThumbnails(): void {
+  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+    const i = Number(c.dataset.index);
+    const map = state.layerMaps[i];
+    if (map) putPixels(c, map.width, map.height, renderMap(map, { colormap: state.view.colormap, sign: state.view.sign }));
+  });
+}
+
+// ---------- results ----------
+
+function showResult(r: ResultPayload): void {
+  state.result = r;
+  state.relevance = unpackMap(r.relevance);
+  state.layerMaps = r.layers.map((l) => (l.map ? unpackMap(l.map) : undefined));
+  state.rules = r.rules;
+  byId<SelectEl>('composite').value = r.rules.composite;
+  byId<SelectEl>('epsilon').value = String(r.rules.epsilon);
+  byId<SelectEl>('gamma').value = String(r.rules.gamma);
+  byId('model-name').textContent = ` · ${r.model.split(/[\\/]/).pop() ?? r.model} · ${r.backend}`;
+  byId('model-name').title = r.model;
+
+  const top5 = byId('top5');
+  top5.replaceChildren();
+  for (const p of r.predictions) {
+    const li = h(
+      'li',
+      { class: 'prediction' + (p.index === r.target ? ' selected' : ''), tabindex: '0', role: 'button', 'data-index': String(p.index), title: `Explain class ${p.index}` },
+      h('span', { class: 'label' }, p.label),
+      h('span', { class: 'score' }, `${(p.score * 100).toFixed(1)}%`),
+      h('span', { class: 'score-bar' }),
+    );
+    (li.lastChild as HTMLElement).style.setProperty('--w', `${Math.max(0.5, p.score * 100)}%`);
+    const go = (): void => send({ type: 'explain', target: p.index, rules: state.rules });
+    li.addEventListener('click', go);
+    li.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        go();
+      }
+    });
+    top5.append(li);
+  }
+  if (!r.predictions.some((p) => p.index === r.target))
+    top5.append(h('li', { class: 'prediction selected' }, h('span', { class: 'label' }, `${r.targetLabel} (explained)`), h('span', { class: 'score' }, '')));
+
+  const flow = byId('flow');
+  flow.replaceChildren();
+  const scale = Math.max(Math.abs(r.logit), ...r.layers.map((l) => Math.abs(l.relevanceSum)), 1e-12);
+  const diverging = r.logit < 0 || r.relevanceSum < 0 || r.layers.some((l) => l.relevanceSum < 0);
+  const bar = (v: number): HTMLElement => barEl(v, scale, diverging);
+  flow.append(
+    h('li', { class: 'layer output' }, h('span', { class: 'op' }, 'Output'), h('span', { class: 'name' }, `logit of “${r.targetLabel}”`), bar(r.logit), h('span', { class: 'sum' }, formatValue(r.logit))),
+  );
+  r.layers.forEach((l, i) => {
+    const row = h(
+      'li',
+      { class: 'layer', tabindex: '0', role: 'button', 'data-op': l.opType, 'data-index': String(i), title: `${l.name}\noutput ${l.outputShape.join('×')}` },
+      h('span', { class: 'op' }, l.opType),
+      h('span', { class: 'name' }, l.name, h('span', { class: 'rule muted' }, ` · ${l.rule}`)),
+      bar(l.relevanceSum),
+      h('span', { class: 'sum' }, formatValue(l.relevanceSum)),
+      h('span', { class: 'parts muted' }, `+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)}`),
+      l.map ? h('canvas', { class: 'thumb', 'data-index': String(i), width: '1', height: '1' }) : h('span', { class: 'thumb none' }),
+    );
+    const open = (): void => {
+      state.selectedLayer = i;
+      document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
+      row.classList.add('selected');
+      drawLayerDetail();
+      send({ type: 'layerDetail', runId: r.runId, index: i });
+    };
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        open();
+      }
+    });
+    flow.append(row);
+  });
+  flow.append(
+    h('li', { class: 'layer input' }, h('span', { class: 'op' }, 'Input'), h('span', { class: 'name' }, 'sum of input relevance'), bar(r.relevanceSum), h('span', { class: 'sum' }, formatValue(r.relevanceSum))),
+  );
+
+  if (state.selectedLayer !== undefined && state.selectedLayer >= r.layers.length) state.selectedLayer = undefined;
+  drawHeatmap();
+  drawFlowThumbnails();
+  drawLayerDetail();
+  updateLegend();
+  const t = r.timings;
+  setStatus(
+    `Explained “${r.targetLabel}” (class ${r.target}, logit ${formatValue(r.logit)}) with ${r.rules.composite} in ${t.totalMs.toFixed(0)} ms` +
+      (t.loadMs !== undefined ? ` (model load ${t.loadMs.toFixed(0)} ms)` : ''),
+    false,
+  );
+  byId('app').dataset.state = 'ready';
+}
+
+function barEl(value: number, scale: number, diverging: boolean): HTMLElement {
+  const { leftPct, widthPct, negative } = flowBar(value, scale, diverging);
+  const fill = h('span', { class: 'bar-fill' + (negative ? ' negative' : '') });
+  fill.style.left = `${leftPct}%`;
+  fill.style.width = `${widthPct}%`;
+  return h('span', { class: 'bar' }, h('span', { class: 'bar-zero' }), fill);
+}
+
+function drawLayerDetail(detail?: LayerDetail): void {
+  const box = byId('layer-detail');
+  const r = state.result;
+  const i = state.selectedLayer;
+  if (!r || i === undefined || !r.layers[i]) {
+    box.hidden = true;
+    return;
+  }
+  const l = r.layers[i];
+  const map = state.layerMaps[i];
+  let canvas = box.querySelector<HTMLCanvasElement>('canvas.large');
+  if (!box.dataset.index || box.dataset.index !== String(i) || !canvas || detail) {
+    const close = h('vscode-button', { secondary: '', class: 'close' }, 'Close');
+    close.addEventListener('click', () => {
+      state.selectedLayer = undefined;
+      document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
+      box.hidden = true;
+    });
+    canvas = map ? h('canvas', { class: 'large', width: '1', height: '1' }) : null;
+    const channels = detail?.topChannels?.length
+      ? h(
+          'ol',
+          { class: 'channels' },
+          ...detail.topChannels.map((c) => h('li', {}, h('span', {}, `channel ${c.channel}`), h('span', { class: 'sum' }, formatValue(c.sum)))),
+        )
+      : h('p', { class: 'muted small', id: 'channels-note' }, detail ? 'Per-channel sums are not reported by this engine build.' : 'Loading top channels…');
+    box.replaceChildren(
+      h('div', { class: 'detail-head' }, h('h2', {}, `${l.opType} · ${l.name}`), close),
+      h(
+        'p',
+        { class: 'muted small' },
+        `rule ${l.rule} · output ${l.outputShape.join('×')} · sum ${formatValue(l.relevanceSum)} (+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)})` +
+          (map ? ` · map ${map.width}×${map.height}` : ''),
+      ),
+      canvas ?? h('p', { class: 'muted' }, 'No map for this layer.'),
+      h('h3', {}, 'Top channels'),
+      channels,
+    );
+    box.dataset.index = String(i);
+  }
+  if (canvas && map) putPixels(canvas, map.width, map.height, renderMap(map, { colormap: state.view.colormap, sign: state.view.sign }));
+  box.hidden = false;
+}
+
+// ---------- messages ----------
+
+window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
+  const msg = event.data;
+  try {
+    switch (msg.type) {
+      case 'init':
+        state.imagePath = msg.imagePath;
+        state.imageName = msg.imageName;
+        state.view = msg.view;
+        state.rules = msg.rules;
+        persist();
+        buildLayout();
+        byId('app').dataset.state = msg.trusted ? 'starting' : 'error';
+        break;
+      case 'image':
+        state.image = { width: msg.image.width, height: msg.image.height, rgb: toUint8(msg.image.rgb) };
+        drawHeatmap();
+        break;
+      case 'busy':
+        setStatus(msg.message, true);
+        showError(undefined);
+        break;
+      case 'result':
+        showError(undefined);
+        showResult(msg.result);
+        break;
+      case 'error':
+        setStatus(msg.error.title, false);
+        showError(msg.error);
+        byId('app').dataset.state = 'error';
+        break;
+      case 'view':
+        state.view = msg.view;
+        byId<SelectEl>('colormap').value = msg.view.colormap;
+        persist();
+        viewChanged();
+        break;
+      case 'layerDetail':
+        if (msg.detail.runId === state.result?.runId && msg.detail.index === state.selectedLayer) drawLayerDetail(msg.detail);
+        break;
+    }
+  } catch (err) {
+    console.error('LRP Lens panel:', err);
+    showError({ title: 'Panel error', message: String((err as Error)?.message ?? err), actions: ['retry'] });
+  }
+});
+
+send({ type: 'ready' });
