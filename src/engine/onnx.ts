@@ -582,19 +582,33 @@ function fixLegacySoftmax(g: Graph, legacy: Node[], rankOf: (t: string) => numbe
   }
 }
 
+type RankRule = (ins: (number | undefined)[]) => number | undefined;
+
+const sameAsInputs: RankRule = (r) => (r.every((x) => x !== undefined) ? Math.max(...(r as number[])) : undefined);
+const firstRank: RankRule = (r) => r[0];
+const two: RankRule = () => 2;
+
+/** Output ranks of the ops that typically sit in front of a classifier's Softmax. */
+const RANK_RULES: Record<string, RankRule> = {
+  Gemm: two,
+  Flatten: two,
+  MatMul: sameAsInputs,
+  ...Object.fromEntries(
+    ['Relu', 'Add', 'Sub', 'Mul', 'Div', 'Identity', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Softmax', 'LogSoftmax'].map((op) => [op, sameAsInputs]),
+  ),
+  ...Object.fromEntries(
+    ['Dropout', 'BatchNormalization', 'Clip', 'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool'].map((op) => [op, firstRank]),
+  ),
+};
+
 /** Ranks from declared shapes plus a light walk; enough to place a legacy Softmax axis. */
 function simpleRanks(g: Graph): (t: string) => number | undefined {
   const rank = new Map<string, number>();
   for (const v of g.inputs) rank.set(v.name, v.shape.length);
   for (const [k, t] of g.initializers) rank.set(k, t.dims.length);
-  const sameRank = new Set(['Relu', 'Add', 'Sub', 'Mul', 'Div', 'Identity', 'Dropout', 'BatchNormalization', 'Sigmoid', 'Tanh', 'Clip', 'LeakyRelu', 'Softmax', 'LogSoftmax']);
   for (const n of g.nodes) {
-    const ins = n.inputs.map((i) => rank.get(i));
-    let r: number | undefined;
-    if (n.opType === 'Gemm' || n.opType === 'Flatten') r = 2;
-    else if (n.opType === 'MatMul' && ins[0] !== undefined && ins[1] !== undefined) r = Math.max(ins[0], ins[1]);
-    else if (sameRank.has(n.opType) && ins.every((x) => x !== undefined)) r = Math.max(...(ins as number[]));
-    else if (['Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool'].includes(n.opType)) r = ins[0];
+    const rule = RANK_RULES[n.opType];
+    const r = rule?.(n.inputs.filter(Boolean).map((i) => rank.get(i)));
     if (r !== undefined) rank.set(n.outputs[0], r);
   }
   return (t) => rank.get(t);

@@ -682,6 +682,9 @@ const VALUES: Record<string, ValueFn> = {
   Expand: (_c, [x], [o]) => [pick(x, o, broadcastOffsets(x.dims, o.dims))],
 };
 
+/** Ops whose value shares its input's data: free at any size. */
+const ZERO_COPY = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
 /** Ops whose value follows from input shapes alone. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
@@ -717,7 +720,8 @@ function inputInfos(g: Graph, o: Options): Map<string, TensorInfo> {
 
 function computeValues(c: NodeCtx, out: TensorInfo[], p: Propagation, o: Options): void {
   const f = VALUES[c.node.opType];
-  if (!f || out.some((x) => numel(x.dims) > o.valueLimit)) return;
+  if (!f) return;
+  if (!ZERO_COPY.has(c.node.opType) && out.some((x) => numel(x.dims) > o.valueLimit)) return;
   const ins: Tensor[] = [];
   if (!SHAPE_ONLY.has(c.node.opType))
     for (const name of c.node.inputs) {

@@ -368,6 +368,22 @@ describe('foldConstants', () => {
     sameOutputs(await runGraph(g, feeds), before);
   });
 
+  it('removes the exporter Identity on an initializer in shapes-resnet/model-bn.onnx, logits unchanged', async () => {
+    const file = path.join(FIXTURES, 'shapes-resnet/model-bn.onnx');
+    const g = importOnnx(fs.readFileSync(file), file);
+    const identity = g.nodes.find((n) => n.opType === 'Identity');
+    assert.ok(identity, 'the fixture has an Identity');
+    const x = readNpy(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
+    const feeds = { input: new ort.Tensor('float32', x.data, x.dims) };
+    const before = await runGraph(g, feeds);
+    const count = g.nodes.length;
+    foldConstants(g);
+    assert.equal(g.nodes.length, count - 1);
+    assert.ok(!g.nodes.some((n) => n.opType === 'Identity'));
+    assert.ok(g.initializers.has(identity.outputs[0]));
+    sameOutputs(await runGraph(g, feeds), before);
+  });
+
   it('folds Range, Equal and Where used for shape arithmetic', async () => {
     const b = new Builder([{ name: 'x', dtype: 'float32', shape: [2, 6] }]);
     const r = b.one('Range', [b.ints('r0', [0], []), b.ints('r1', [2], []), b.ints('r2', [1], [])]);
