@@ -66,6 +66,8 @@ export class Explainer {
 
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Explainer> {
     const graph = await loadGraph(modelPath);
+    // explanations run with batch 1: fix a symbolic batch axis so shape arithmetic folds away
+    for (const i of graph.inputs) if (typeof i.shape[0] === 'string') i.shape[0] = 1;
     let shapes = inferShapes(graph, 1);
     canonize(graph, (t) => shapes.get(t)?.dims);
     shapes = inferShapes(graph, 1);
