@@ -103,6 +103,8 @@ const cases: Case[] = [
   afterConv('ReduceSum no keepdims', (c) => [N('ReduceSum', [c, 'ax'], ['y'], { keepdims: A.int(0) })], 3, 4, { ax: i64([1], [1]) }),
   afterConv('ReduceSum all', (c) => [N('ReduceSum', [c], ['y'], { keepdims: A.int(0) })]),
   afterConv('ReduceMax axes attribute', (c) => [N('ReduceMax', [c], ['y'], { axes: A.ints([1]) })]),
+  afterConv('ReduceL1 axes attribute', (c) => [N('ReduceL1', [c], ['y'], { axes: A.ints([0, 1]), keepdims: A.int(0) })]),
+  afterConv('ReduceL1 all', (c) => [N('ReduceL1', [c], ['y'], { keepdims: A.int(0) })]),
   afterConv('ReduceMean', (c) => [N('ReduceMean', [c], ['y'], { axes: A.ints([2, 3]), keepdims: A.int(0) })]),
   // ---- structure ----
   afterConv('Reshape with 0 and -1', (c) => [N('Reshape', [c, 's'])], 3, 4, { s: i64([3], [0, -1, 9]) }),
