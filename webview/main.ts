@@ -328,11 +328,36 @@ function putPixels(canvas: HTMLCanvasElement, width: number, height: number, rgb
 function drawHeatmap(): void {
   const canvas = byId<HTMLCanvasElement>('heatmap');
   if (!state.image) return;
+  // Small images are enlarged (photo pixels kept sharp) so the heatmap is drawn at a useful resolution.
+  const image = upscaleNearest(state.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(state.image.width, state.image.height))));
   const rgba = state.relevance
-    ? blendOverImage(state.image, state.relevance, { ...state.view })
-    : blendOverImage(state.image, { width: 1, height: 1, data: [0] }, { ...state.view, opacity: 0 });
-  putPixels(canvas, state.image.width, state.image.height, rgba);
+    ? blendOverImage(image, state.relevance, { ...state.view })
+    : blendOverImage(image, { width: 1, height: 1, data: [0] }, { ...state.view, opacity: 0 });
+  putPixels(canvas, image.width, image.height, rgba);
   canvas.dataset.runId = String(state.result?.runId ?? '');
+}
+
+const MIN_CANVAS_SIDE = 512;
+let upscaled: { source: RgbImage; factor: number; image: RgbImage } | undefined;
+
+function upscaleNearest(img: RgbImage, factor: number): RgbImage {
+  if (factor <= 1) return img;
+  if (upscaled?.source === img && upscaled.factor === factor) return upscaled.image;
+  const w = img.width * factor;
+  const h = img.height * factor;
+  const rgb = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    const sy = Math.floor(y / factor);
+    for (let x = 0; x < w; x++) {
+      const s = (sy * img.width + Math.floor(x / factor)) * 3;
+      const o = (y * w + x) * 3;
+      rgb[o] = img.rgb[s];
+      rgb[o + 1] = img.rgb[s + 1];
+      rgb[o + 2] = img.rgb[s + 2];
+    }
+  }
+  upscaled = { source: img, factor, image: { width: w, height: h, rgb } };
+  return upscaled.image;
 }
 
 function updateLegend(): void {
