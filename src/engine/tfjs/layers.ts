@@ -108,6 +108,7 @@ function activation(ctx: Ctx, l: LayerJson, layerName: string, kind: string, x: 
     case 'sigmoid':
       return e.op('Sigmoid', nodeName, [x]);
     case 'hard_sigmoid':
+    case 'hardSigmoid':
       return e.op('HardSigmoid', nodeName, [x], { alpha: A.float(0.2), beta: A.float(0.5) });
     case 'tanh':
       return e.op('Tanh', nodeName, [x]);
