@@ -1,0 +1,164 @@
+// Shared test helpers: where things are, running the built CLI, .npy files, tiny ONNX models.
+//
+// CI runs in a fresh clone with `shared/` beside the repository (`<repo>/../shared`), so every
+// fixture path is derived from the repository root, never written as an absolute path.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Graph, Node, Tensor, ValueInfo, f32 } from '../src/engine/graph';
+import { readNpy, writeNpy } from '../src/engine/npy';
+import { exportOnnx } from '../src/engine/onnx';
+
+/** The repository root. */
+export const REPO_DIR = path.resolve(__dirname, '..');
+/** The shared folder beside the repository (docs and fixtures). */
+export const SHARED_DIR = path.resolve(REPO_DIR, '..', 'shared');
+export const FIXTURES_DIR = path.join(SHARED_DIR, 'fixtures');
+export const REFERENCE_DIR = path.join(FIXTURES_DIR, 'lrp-reference');
+export const IMAGES_DIR = path.join(FIXTURES_DIR, 'images');
+/** The built CLI (`npm run build` first). */
+export const CLI = path.join(REPO_DIR, 'dist', 'cli.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `node dist/cli.js ...args`. */
+export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? REPO_DIR,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LRP_LENS_DEBUG: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A fresh temporary folder; call the returned cleanup when done. */
+export function makeTmpDir(prefix = 'lrp-lens-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function readNpyFile(file: string): Tensor {
+  return readNpy(new Uint8Array(readFileSync(file)), file);
+}
+
+export function writeNpyFile(file: string, t: Tensor): void {
+  writeFileSync(file, writeNpy(t));
+}
+
+/** relL2(a, b) = ||a - b||_2 / ||b||_2 over all elements (in float64). */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relL2: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return Math.sqrt(num) / Math.sqrt(den);
+}
+
+/** max_i |a_i - b_i| / max_i |b_i|. */
+export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxRelErr: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Run `fn` over `items` with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** A deterministic pseudo-random generator (mulberry32) returning numbers in [0, 1). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---------- tiny ONNX models ----------
+
+/** A node with the given op, inputs and one or more outputs (`name` also names its first output by default). */
+export function node(
+  name: string,
+  opType: string,
+  inputs: string[],
+  outputs: string[] = [name],
+  attrs: Node['attrs'] = {},
+): Node {
+  return { name, opType, inputs, outputs, attrs };
+}
+
+export interface TinyModel {
+  input: ValueInfo;
+  output: ValueInfo;
+  nodes: Node[];
+  initializers: Record<string, Tensor>;
+}
+
+/** Build a Graph for a tiny single-input, single-output model. */
+export function tinyGraph(m: TinyModel, source = 'tiny.onnx'): Graph {
+  return {
+    inputs: [m.input],
+    outputs: [m.output],
+    nodes: m.nodes,
+    initializers: new Map(Object.entries(m.initializers)),
+    layout: 'NCHW',
+    source,
+  };
+}
+
+/** Write a tiny model as an .onnx file (opset 17) and return its path. */
+export function writeTinyModel(dir: string, name: string, m: TinyModel): string {
+  const file = path.join(dir, name.endsWith('.onnx') ? name : `${name}.onnx`);
+  writeFileSync(file, exportOnnx(tinyGraph(m, file)));
+  return file;
+}
+
+export function floatInput(name: string, dims: number[]): ValueInfo {
+  return { name, dtype: 'float32', shape: dims };
+}
+
+/** A float32 tensor from a row-major 2-D array of numbers. */
+export function matrix(rows: number[][]): Tensor {
+  return f32([rows.length, rows[0].length], rows.flat());
+}
