@@ -122,8 +122,22 @@ const EXPLAIN_OPTIONS = {
   runs: { type: 'string' },
 } as const;
 
+const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
+
+/** parseArgs takes '-1' after a flag for an option; join negative numbers to their flag first. */
+function parseOptions(args: string[]) {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (NUMERIC_FLAGS.has(args[i]) && i + 1 < args.length && /^-[\d.]/.test(args[i + 1])) {
+      joined.push(`${args[i]}=${args[i + 1]}`);
+      i++;
+    } else joined.push(args[i]);
+  }
+  return parseArgs({ args: joined, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+}
+
 async function explainCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+  const { values } = parseOptions(args);
   if (!values.model) throw new UsageError('explain: --model is required');
   if (!values.image === !values.input) throw new UsageError('explain: give exactly one of --image or --input');
   const rawRules = rulesFrom(values);
@@ -219,7 +233,7 @@ function median(xs: number[]): number {
 }
 
 async function benchCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+  const { values } = parseOptions(args);
   if (!values.model) throw new UsageError('bench: --model is required');
   const runs = values.runs === undefined ? 7 : numberArg('runs', values.runs) ?? 7;
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs: expected a positive integer, got '${values.runs}'`);
