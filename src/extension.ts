@@ -101,7 +101,7 @@ export function activate(context: vscode.ExtensionContext): void {
             panel.dispose();
             return;
           }
-          ExplainPanel.restore(deps, panel, vscode.Uri.file(s.imagePath), s.view);
+          ExplainPanel.restore(deps, panel, vscode.Uri.file(s.imagePath), s.view, s.rules);
         } catch (err) {
           logError('restoring a panel', err);
           panel.dispose();

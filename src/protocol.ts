@@ -114,6 +114,8 @@ export interface LayerDetail {
 export interface PersistedState {
   imagePath: string;
   view?: Partial<ViewOptions>;
+  /** Rule parameters chosen in the panel (not the setting's). */
+  rules?: Partial<RuleChoice>;
 }
 
 // ---------- host -> webview ----------
@@ -236,6 +238,10 @@ export function parsePersistedState(raw: unknown): PersistedState | undefined {
     if (isFiniteNum(raw.view.opacity) && raw.view.opacity >= 0 && raw.view.opacity <= 1)
       view.opacity = raw.view.opacity;
     state.view = view;
+  }
+  if (raw.rules !== undefined) {
+    const rules = parseRuleChoice(raw.rules);
+    if (rules) state.rules = rules;
   }
   return state;
 }

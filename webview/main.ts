@@ -89,6 +89,8 @@ const state: {
   layerMaps: (FloatMap | undefined)[];
   selectedLayer?: number;
   busy: boolean;
+  /** Rules chosen in this panel, kept across reloads. */
+  userRules?: Partial<RuleChoice>;
 } = {
   view: { colormap: 'bwr', opacity: 0.6, sign: 'both' },
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
@@ -100,10 +102,12 @@ const state: {
   const saved = vscode.getState() as PersistedState | undefined;
   if (saved?.view) state.view = { ...state.view, ...saved.view };
   if (saved?.imagePath) state.imagePath = saved.imagePath;
+  if (saved?.rules) state.userRules = saved.rules;
 }
 
 function persist(): void {
-  if (state.imagePath) vscode.setState({ imagePath: state.imagePath, view: state.view } satisfies PersistedState);
+  if (state.imagePath)
+    vscode.setState({ imagePath: state.imagePath, view: state.view, ...(state.userRules ? { rules: state.userRules } : {}) } satisfies PersistedState);
 }
 
 const COMPOSITE_HELP: Record<string, string> = {
@@ -262,6 +266,8 @@ function rulesChanged(): void {
   }
   err.hidden = true;
   state.rules = { composite, epsilon: eps.value, gamma: gam.value };
+  state.userRules = state.rules;
+  persist();
   send({ type: 'explain', target: state.result?.target, rules: state.rules });
 }
 
@@ -488,7 +494,8 @@ function drawLayerDetail(detail?: LayerDetail): void {
   const l = r.layers[i];
   const map = state.layerMaps[i];
   let canvas = box.querySelector<HTMLCanvasElement>('canvas.large');
-  if (!box.dataset.index || box.dataset.index !== String(i) || !canvas || detail) {
+  const key = `${r.runId}:${i}`;
+  if (box.dataset.key !== key || !canvas || detail) {
     const close = h('vscode-button', { secondary: '', class: 'close' }, 'Close');
     close.addEventListener('click', () => {
       state.selectedLayer = undefined;
@@ -515,7 +522,7 @@ function drawLayerDetail(detail?: LayerDetail): void {
       h('h3', {}, 'Top channels'),
       channels,
     );
-    box.dataset.index = String(i);
+    box.dataset.key = key;
   }
   if (canvas && map) putPixels(canvas, map.width, map.height, renderMap(map, { colormap: state.view.colormap, sign: state.view.sign }));
   box.hidden = false;

@@ -66,10 +66,18 @@ export class ExplainPanel implements vscode.Disposable {
   }
 
   /** Restores a panel after a window reload (WebviewPanelSerializer). */
-  static restore(deps: PanelDeps, panel: vscode.WebviewPanel, imageUri: vscode.Uri, view?: Partial<ViewOptions>): ExplainPanel {
+  static restore(
+    deps: PanelDeps,
+    panel: vscode.WebviewPanel,
+    imageUri: vscode.Uri,
+    view?: Partial<ViewOptions>,
+    rules?: Partial<RuleChoice>,
+  ): ExplainPanel {
     ExplainPanel.panels.get(imageUri.fsPath)?.dispose();
     panel.webview.options = ExplainPanel.webviewOptions(deps.extensionUri, imageUri);
-    return new ExplainPanel(deps, panel, imageUri, view);
+    const p = new ExplainPanel(deps, panel, imageUri, view);
+    p.ruleChoice = rules;
+    return p;
   }
 
   static webviewOptions(extensionUri: vscode.Uri, imageUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {

@@ -168,6 +168,22 @@ test('Explain Prediction from the Explorer shows the prediction, heatmap and rel
   }
 });
 
+test('the panel is restored after a window reload', { timeout: 120_000 }, async (t) => {
+  try {
+    await page.reload();
+    const view = await webviewFor(page, 'shape.png');
+    await waitReady(view);
+    assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), 'triangle');
+    assert.ok((await canvasStats(view)).distinct > 50);
+    assert.equal(await view.locator('#composite').evaluate((el: HTMLElement & { value: string }) => el.value), 'epsilon', 'the panel keeps its composite');
+    await screenshot(page, 'e2e-03b-restored');
+  } catch (err) {
+    await screenshot(page, 'e2e-failure-restore').catch(() => undefined);
+    t.diagnostic(server?.outputChannelLog() ?? '');
+    throw err;
+  }
+});
+
 test('an unreadable image shows its error in the panel and as a notification', { timeout: 120_000 }, async (t) => {
   try {
     await explorerCommand(page, 'unreadable.PNG', 'Explain Prediction');

@@ -52,6 +52,10 @@ export interface ServerOptions {
   workspace: string;
   /** Extra user settings. */
   settings?: Record<string, unknown>;
+  /** Port to listen on (default: a free one). */
+  port?: number;
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
 }
 
 export class CodeServer {
@@ -116,7 +120,7 @@ export class CodeServer {
       { env, encoding: 'utf8' },
     );
     if (install.status !== 0) throw new Error(`installing the vsix failed:\n${install.stdout}\n${install.stderr}`);
-    this.port = await freePort();
+    this.port = this.opts.port ?? (await freePort());
     const out = fs.openSync(this.log, 'a');
     // detached: the server gets its own session (setsid), so stop() can end exactly its group.
     this.proc = spawn(
@@ -124,7 +128,7 @@ export class CodeServer {
       [
         CODE_SERVER,
         '--auth', 'none',
-        '--bind-addr', `127.0.0.1:${this.port}`,
+        '--bind-addr', `${this.opts.host ?? '127.0.0.1'}:${this.port}`,
         '--disable-telemetry',
         '--disable-update-check',
         '--disable-workspace-trust',

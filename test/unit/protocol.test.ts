@@ -86,6 +86,11 @@ test('persisted state: image path required, invalid view parts dropped', () => {
     imagePath: '/w/cat.png',
     view: { colormap: 'gray', sign: 'both' },
   });
+  assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', rules: { composite: 'gamma', gamma: 0.5 } }), {
+    imagePath: '/w/a.png',
+    rules: { composite: 'gamma', gamma: 0.5 },
+  });
+  assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', rules: { composite: 'bogus' } }), { imagePath: '/w/a.png' });
   assert.equal(parsePersistedState({ imagePath: '' }), undefined);
   assert.equal(parsePersistedState({}), undefined);
   assert.equal(parsePersistedState(undefined), undefined);
