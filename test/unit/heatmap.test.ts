@@ -6,6 +6,8 @@ import {
   blendHeatmap, blendPixels, colormap, COLORMAPS, heatmapPng, normaliseMap, relevanceMap, renderHeatmap, type RelevanceMap,
 } from '../../src/engine/heatmap';
 import { decodeImage } from '../../src/engine/image';
+import { join } from 'node:path';
+import { IMAGES_DIR } from '../helpers';
 
 test('bwr endpoints: -1 blue, 0 white, +1 red', () => {
   assert.deepEqual(colormap('bwr', -1), [0, 0, 255]);
@@ -62,7 +64,7 @@ test('blendPixels: original shows through where relevance is zero', () => {
 });
 
 test('blendHeatmap returns a PNG of the original size with varied pixels', async () => {
-  const original = await decodeImage('/work/shared/fixtures/images/chelsea.png');
+  const original = await decodeImage(join(IMAGES_DIR, 'chelsea.png'));
   const data = new Float32Array(28 * 28);
   for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) data[y * 28 + x] = Math.sin(x / 4) * Math.cos(y / 5);
   const png = await blendHeatmap(original, { width: 28, height: 28, data }, { colormap: 'bwr' });

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeImage, inputBoundsFor, loadImageTensor, preprocess, type RgbImage, type PreprocessOptions } from '../../src/engine/image';
+import { IMAGES_DIR } from '../helpers';
 
-const IMG = '/work/shared/fixtures/images';
+const IMG = IMAGES_DIR;
 
 const SIZES: Record<string, [number, number]> = {
   'chelsea.png': [451, 300],

@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { readNpy, writeNpy } from '../../src/engine/npy';
 import { loadImageTensor } from '../../src/engine/image';
 import { f32, type Tensor } from '../../src/engine/graph';
+import { REFERENCE_DIR } from '../helpers';
 
-const REF = '/work/shared/fixtures/lrp-reference';
+const REF = REFERENCE_DIR;
 
 /** A .npy file built by hand, as numpy would write it (version and header layout configurable). */
 function npyBytes(descr: string, shape: string, payload: Uint8Array, opts: { major?: number; fortran?: boolean } = {}): Uint8Array {

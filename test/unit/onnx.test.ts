@@ -7,8 +7,9 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { importOnnx, exportOnnx } from '../../src/engine/onnx';
 import { Graph, ModelError, toNumbers } from '../../src/engine/graph';
+import { REFERENCE_DIR } from '../helpers';
 
-const FIXTURES = '/work/shared/fixtures/lrp-reference';
+const FIXTURES = REFERENCE_DIR;
 const MODELS = [
   'digits-cnn/model.onnx',
   'shapes-vgg/model.onnx',
