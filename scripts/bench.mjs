@@ -1,0 +1,122 @@
+// `npm run bench` (after `npm run build`): the issue's performance targets on a ResNet-50-shaped
+// model with random weights. Every configuration runs `lrp-lens bench` in its own process, so its
+// peak RSS is its own. Prints one JSON object on stdout; progress goes to stderr.
+//
+//   node scripts/bench.mjs [--runs N] [--only NAME,NAME] [--force-model]
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+
+const RESNET50 = '.cache/bench/resnet50.onnx';
+
+/** Targets of issue 2, acceptance point 4: lrpOverForward per composite, peak RSS for every run. */
+const TARGETS = { lrpOverForward: { epsilon: 2.5, 'epsilon-plus-flat': 3.5 }, peakRssMb: 1500 };
+
+// One line per configuration. `model` names an entry of MODELS; `args` go to `lrp-lens bench`.
+// `target: true` marks the ones the issue sets targets for; the rest are extra information.
+const CONFIGS = [
+  { name: 'epsilon', model: 'resnet50', composite: 'epsilon', target: true },
+  { name: 'epsilon-plus-flat', model: 'resnet50', composite: 'epsilon-plus-flat', target: true },
+  { name: 'epsilon-gamma-box', model: 'resnet50', composite: 'epsilon-gamma-box' },
+  { name: 'epsilon-alpha2-beta1-flat', model: 'resnet50', composite: 'epsilon-alpha2-beta1-flat' },
+  { name: 'alpha1-beta0', model: 'resnet50', composite: 'alpha1-beta0' },
+  // e.g. { name: 'tfjs-epsilon-plus-flat', model: 'mobilenet-tfjs', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
+];
+
+/** How to get each model: a path, and a command that creates it when missing. */
+const MODELS = {
+  resnet50: { path: RESNET50, make: [process.execPath, ['--import', 'tsx', 'scripts/make-resnet50.ts', RESNET50]] },
+};
+
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '7' }, only: { type: 'string' }, 'force-model': { type: 'boolean' } },
+});
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) fail(`--runs: expected a positive integer, got '${values.runs}'`);
+const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : null;
+const selected = CONFIGS.filter((c) => !only || only.has(c.name));
+if (!selected.length) fail(`--only: no configuration named ${values.only} (${CONFIGS.map((c) => c.name).join(', ')})`);
+
+function fail(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+
+function log(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+if (!existsSync('dist/cli.js')) fail('dist/cli.js is missing; run `npm run build` first (npm run bench does)');
+
+function ensureModel(key) {
+  const m = MODELS[key];
+  if (!m) fail(`unknown model '${key}'`);
+  const fresh = values['force-model'] && !m.made;
+  if (fresh || !existsSync(m.path) || statSync(m.path).size === 0) {
+    log(`creating ${m.path} ...`);
+    const [cmd, args] = m.make;
+    const r = spawnSync(cmd, fresh ? [...args, '--force'] : args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0) fail(`could not create ${m.path} (exit ${r.status ?? r.signal})`);
+  }
+  m.made = true;
+  return m.path;
+}
+
+const results = [];
+for (const c of selected) {
+  const model = ensureModel(c.model);
+  const args = ['dist/cli.js', 'bench', '--model', model, '--composite', c.composite, '--runs', String(runs), ...(c.args ?? [])];
+  log(`${c.name}: node ${args.join(' ')}`);
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
+  const entry = { name: c.name, model: c.model, composite: c.composite };
+  if (r.status !== 0) {
+    entry.error = (r.stderr || `exit ${r.status ?? r.signal}`).trim().split('\n').pop();
+    log(`${c.name}: FAILED: ${entry.error}`);
+  } else {
+    try {
+      const line = r.stdout.trim().split('\n').pop();
+      const res = JSON.parse(line);
+      Object.assign(entry, {
+        backend: res.backend,
+        runs: res.runs,
+        forwardMs: res.forwardMs,
+        lrpMs: res.lrpMs,
+        lrpOverForward: res.lrpOverForward,
+        peakRssMb: res.peakRssMb,
+      });
+      log(
+        `${c.name}: forward ${res.forwardMs} ms, lrp ${res.lrpMs} ms, ratio ${res.lrpOverForward}, peak RSS ${res.peakRssMb} MB (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      );
+    } catch (e) {
+      entry.error = `could not parse the output of lrp-lens bench: ${e.message}`;
+      log(`${c.name}: FAILED: ${entry.error}`);
+    }
+  }
+  results.push(entry);
+}
+
+// targets: each composite with a ratio target, and peak RSS of every targeted run
+const checks = [];
+for (const [composite, max] of Object.entries(TARGETS.lrpOverForward)) {
+  const r = results.find((x) => x.composite === composite && x.model === 'resnet50' && !x.error);
+  if (!r) continue;
+  checks.push({ what: `lrpOverForward ${composite}`, value: r.lrpOverForward, max, met: r.lrpOverForward <= max });
+}
+for (const r of results.filter((x) => !x.error && selected.find((c) => c.name === x.name)?.target))
+  checks.push({ what: `peakRssMb ${r.name}`, value: r.peakRssMb, max: TARGETS.peakRssMb, met: r.peakRssMb < TARGETS.peakRssMb });
+
+const out = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  runs,
+  targets: TARGETS,
+  results,
+  checks,
+  allTargetsMet: checks.length > 0 && checks.every((c) => c.met) && !results.some((r) => r.error),
+};
+process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+log(out.allTargetsMet ? 'all targets met' : `targets missed: ${checks.filter((c) => !c.met).map((c) => c.what).join(', ') || 'errors'}`);
+if (results.some((r) => r.error)) process.exitCode = 1;
