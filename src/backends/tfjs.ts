@@ -971,6 +971,27 @@ const OPS: Record<string, OpImpl> = {
 /** The ONNX op types the tfjs backend can run. */
 export const TFJS_OPS: readonly string[] = Object.keys(OPS);
 
+/** An initializer: uploaded on first use, droppable when only derived forms are needed. */
+class ConstVal implements Val {
+  readonly nhwc = false;
+  readonly dtype: DType;
+  private tensor: tf.Tensor | null = null;
+  constructor(readonly host: Tensor) {
+    this.dtype = host.dtype;
+  }
+  get t(): tf.Tensor {
+    this.tensor ??= tf.keep(hostVal(this.host).t);
+    return this.tensor;
+  }
+  drop(): void {
+    this.tensor?.dispose();
+    this.tensor = null;
+  }
+}
+
+/** Inputs that ops only read through `derive` (weights re-laid out once and cached). */
+const DERIVED_INPUTS: Record<string, number[]> = { Conv: [1], ConvTranspose: [1], BatchNormalization: [1, 2, 3, 4] };
+
 function hostVal(t: Tensor): Val {
   const d = tfDtype(t.dtype);
   let data: Float32Array | Int32Array | Uint8Array;
@@ -1007,7 +1028,9 @@ function toHost(v: Val): Tensor {
 
 class TfjsCompiled implements CompiledGraph {
   private readonly order: Node[];
-  private readonly consts = new Map<string, Val>();
+  private readonly consts = new Map<string, ConstVal>();
+  /** initializers whose every use goes through `derive`: their raw upload is dropped after use */
+  private readonly deriveOnly = new Set<string>();
   private readonly derived = new Map<string, tf.Tensor>();
   private readonly lastUse = new Map<string, number>();
   private disposed = false;
@@ -1019,8 +1042,18 @@ class TfjsCompiled implements CompiledGraph {
       const n = missing[0];
       throw new ModelError(`${describeNode(graph, n)}: op type ${n.opType} is not supported by the tfjs backend`);
     }
-    for (const [name, t] of graph.initializers) this.consts.set(name, hostVal(t));
-    this.order.forEach((n, i) => n.inputs.forEach((x) => x && this.lastUse.set(x, i)));
+    for (const [name, t] of graph.initializers) {
+      this.consts.set(name, new ConstVal(t));
+      this.deriveOnly.add(name);
+    }
+    this.order.forEach((n, i) =>
+      n.inputs.forEach((x, k) => {
+        if (!x) return;
+        this.lastUse.set(x, i);
+        if (!DERIVED_INPUTS[n.opType]?.includes(k)) this.deriveOnly.delete(x);
+      }),
+    );
+    for (const o of graph.outputs) this.deriveOnly.delete(o.name);
     for (const o of graph.outputs) this.lastUse.set(o.name, Infinity);
   }
 
@@ -1082,7 +1115,11 @@ class TfjsCompiled implements CompiledGraph {
           env.set(name, o);
           owned.add(name);
         });
-        for (const x of node.inputs) if (x && this.lastUse.get(x) === i) release(x);
+        for (const x of node.inputs)
+          if (x && this.lastUse.get(x) === i) {
+            release(x);
+            if (this.deriveOnly.has(x)) this.consts.get(x)?.drop();
+          }
         node.outputs.forEach((name, k) => {
           if (name && !this.lastUse.has(name) && outs[k]) release(name);
         });
@@ -1102,7 +1139,7 @@ class TfjsCompiled implements CompiledGraph {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const v of this.consts.values()) v.t.dispose();
+    for (const v of this.consts.values()) v.drop();
     for (const t of this.derived.values()) t.dispose();
     this.consts.clear();
     this.derived.clear();
