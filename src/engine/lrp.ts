@@ -17,6 +17,7 @@ import {
   numel,
   topoSort,
   asFloat32,
+  consumers,
 } from './graph';
 import { Assignment, Group, IDENTITY, InputMod, Modifier, assignRule, ruleGroups } from './rules';
 
@@ -100,6 +101,9 @@ interface Ctx {
   isFirst: (n: Node) => boolean;
   layers: CompiledLayer[];
   wantMaps: boolean;
+  /** Does every relevance contribution to this tensor vanish where the tensor is zero? */
+  zeroWhereZero: (t: string) => boolean;
+  consumers: Map<string, Node[]>;
 }
 
 type Handler = (ctx: Ctx, n: Node, R: (string | null)[]) => (string | null)[];
@@ -149,6 +153,33 @@ function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): void {
     if (d.length === 4) layer.mapOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
   }
   ctx.layers.push(layer);
+}
+
+/** stab(d) = d + eps * sign(d); a single Add when the sign of d is known. */
+function stab(ctx: Ctx, d: string, eps: number, sign?: 'pos' | 'neg'): string {
+  const { b } = ctx;
+  if (sign === 'pos' || (!sign && ctx.nonNeg(d))) return b.add(d, b.scalar(eps));
+  if (sign === 'neg') return b.add(d, b.scalar(-eps));
+  return b.stabilize(d, eps);
+}
+
+/**
+ * When `t` feeds only a Relu whose output's relevance vanishes wherever that output is zero,
+ * the relevance at `t` vanishes wherever t <= 0, and that Relu output can stand in for `t` in
+ * a denominator: stab(t) = relu(t) + eps wherever the relevance is non-zero. Returns the Relu
+ * output, or null. This keeps `t` itself unused by the relevance pass, so a runtime can fuse
+ * the producer with its Relu.
+ */
+function reluGate(ctx: Ctx, t: string): string | null {
+  if (ctx.g.outputs.some((o) => o.name === t)) return null;
+  const c = ctx.consumers.get(t) ?? [];
+  if (c.length !== 1) return null;
+  const r = c[0];
+  const isRelu =
+    r.opType === 'Relu' ||
+    (r.opType === 'Clip' && isClipNonNeg(ctx.g, r) && !r.inputs[2]);
+  if (!isRelu) return null;
+  return ctx.zeroWhereZero(r.outputs[0]) ? r.outputs[0] : null;
 }
 
 // ---------------- linear nodes ----------------
@@ -380,28 +411,34 @@ function linearHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
     return lin.bias.map(m);
   };
 
+  const gate = reluGate(ctx, z);
   const contributions: string[] = [];
   for (const grp of groups) {
+    // below the Relu the relevance is zero where z <= 0: the negative branch has nothing to do
+    if (gate && grp.mask === 'neg') continue;
     const terms = grp.terms
       .map((t) => ({ input: inputOf(t.input), mod: t.input, weight: t.weight }))
       .filter((t): t is { input: string; mod: InputMod; weight: Modifier } => t.input !== null);
     if (terms.length === 0) continue;
     const bias = biasOf(grp.bias);
-    let D: string;
-    if (terms.length === 1 && terms[0].input === x && terms[0].weight === IDENTITY && (grp.bias === IDENTITY || !lin.bias)) {
-      D = z; // the unmodified forward output
-    } else if (terms.length === 1 && terms[0].input === x && terms[0].weight === IDENTITY && grp.bias === null) {
-      D = b.sub(z, b.constant(f32(lin.biasDims, lin.bias ?? []), 'bias'));
+    const plain = terms.length === 1 && terms[0].input === x && terms[0].weight === IDENTITY;
+    let denom: string;
+    if (plain && (grp.bias === IDENTITY || !lin.bias)) {
+      // the unmodified forward output z; below a Relu gate, relu(z) + eps equals stab(z) wherever R != 0
+      denom = gate ? b.add(gate, b.scalar(grp.eps)) : stab(ctx, z, grp.eps, grp.sign);
     } else {
-      const parts = terms.map((t, i) => lin.forward(t.input, weightOf(t.weight), i === 0 ? bias : null));
-      D = b.sumOf(parts);
+      const D =
+        plain && grp.bias === null
+          ? b.sub(z, b.constant(f32(lin.biasDims, lin.bias ?? []), 'bias'))
+          : b.sumOf(terms.map((t, i) => lin.forward(t.input, weightOf(t.weight), i === 0 ? bias : null)));
+      denom = stab(ctx, D, grp.eps, grp.sign);
     }
     let Rg = Rout;
-    if (grp.mask) {
+    if (grp.mask && !gate) {
       const cond = b.op(grp.mask === 'pos' ? 'Greater' : 'Less', [z, b.scalar(0)]);
       Rg = b.op('Where', [cond, Rout, b.scalar(0)]);
     }
-    let s = b.div(Rg, b.stabilize(D, grp.eps));
+    let s = b.div(Rg, denom);
     if (grp.coef !== 1) s = b.mul(s, b.scalar(grp.coef));
     for (const t of terms) {
       const back = lin.transposed(s, weightOf(t.weight));
@@ -460,7 +497,7 @@ function globalMaxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string 
 function normAverage(ctx: Ctx, n: Node, R: string, transposedAvg: (s: string) => string): string {
   const { b } = ctx;
   const y = n.outputs[0];
-  const s = b.div(R, b.stabilize(y, NORM_EPS));
+  const s = b.div(R, stab(ctx, y, NORM_EPS));
   return b.mul(n.inputs[0], transposedAvg(s));
 }
 
@@ -563,7 +600,8 @@ function addSubHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
   const outD = dimsOf(ctx, n.outputs[0]);
   if (acts[0] && acts[1]) {
     // norm rule: each summand gets x_i / stab(y) * R
-    const s = b.div(R[0], b.stabilize(n.outputs[0], NORM_EPS));
+    const gate = reluGate(ctx, n.outputs[0]);
+    const s = b.div(R[0], gate ? b.add(gate, b.scalar(NORM_EPS)) : stab(ctx, n.outputs[0], NORM_EPS));
     const parts = n.inputs.map((inp, i) => {
       let r = b.mul(inp, s);
       if (n.opType === 'Sub' && i === 1) r = b.op('Neg', [r]);
@@ -711,6 +749,77 @@ function expandBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] 
   return [unbroadcast(ctx, R[0], dimsOf(ctx, n.outputs[0]), dimsOf(ctx, n.inputs[0]))];
 }
 
+// ---------------- zero preservation ----------------
+// Whether a node's relevance contributions vanish wherever the receiving input is zero:
+// 'always', 'ifOut' (when its output's relevance vanishes wherever the output is zero, and a zero
+// input gives a zero output), or 'never'.
+type ZeroRule = 'always' | 'ifOut' | 'never';
+
+function linearZero(ctx: Ctx, n: Node): ZeroRule {
+  const kind = n.opType === 'Conv' ? 'Conv' : 'Gemm';
+  const asg = assignRule({ name: n.name, opType: n.opType, kind, isFirst: ctx.isFirst(n) }, ctx.cfg);
+  if (asg.rule === 'pass') return 'never';
+  const multiplicative = ruleGroups(asg.rule, asg.params).every((g) =>
+    g.terms.every((t) => t.input === 'x' || t.input === 'pos' || t.input === 'neg'),
+  );
+  return multiplicative ? 'always' : 'never';
+}
+
+function clipZero(ctx: Ctx, n: Node): ZeroRule {
+  const lo = n.inputs[1] ? ctx.g.initializers.get(n.inputs[1]) : undefined;
+  const hi = n.inputs[2] ? ctx.g.initializers.get(n.inputs[2]) : undefined;
+  if ((n.inputs[1] && !lo) || (n.inputs[2] && !hi)) return 'never';
+  const okLo = !lo || Number(lo.data[0]) <= 0;
+  const okHi = !hi || Number(hi.data[0]) >= 0;
+  return okLo && okHi ? 'ifOut' : 'never';
+}
+
+const ZERO_RULES: Record<string, ZeroRule | ((ctx: Ctx, n: Node) => ZeroRule)> = {
+  Conv: linearZero,
+  Gemm: linearZero,
+  MatMul: linearZero,
+  AveragePool: 'always',
+  GlobalAveragePool: 'always',
+  ReduceMean: 'always',
+  Add: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
+  Sub: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
+  Clip: clipZero,
+};
+for (const op of [
+  'MaxPool',
+  'GlobalMaxPool',
+  'Mul',
+  'Div',
+  'Flatten',
+  'Reshape',
+  'Squeeze',
+  'Unsqueeze',
+  'Transpose',
+  'Concat',
+  'Pad',
+  'Slice',
+  'Split',
+  'Expand',
+  'Relu',
+  'LeakyRelu',
+  'PRelu',
+  'Tanh',
+  'Elu',
+  'Selu',
+  'Gelu',
+  'HardSwish',
+  'Identity',
+  'Dropout',
+  'Cast',
+])
+  ZERO_RULES[op] = 'ifOut';
+
+function zeroRule(ctx: Ctx, n: Node): ZeroRule {
+  const r = ZERO_RULES[n.opType];
+  if (!r) return 'never';
+  return typeof r === 'function' ? r(ctx, n) : r;
+}
+
 function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
   const h: Record<string, Handler> = {
     Conv: linearHandler,
@@ -786,6 +895,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
   if (!act.has(logits)) throw new ModelError(`${g.source}: the output '${logits}' does not depend on the input`);
 
   const b = new GraphBuilder(g);
+  const contrib = new Map<string, { r: string; zp: boolean }[]>();
   const ctx: Ctx = {
     b,
     g,
@@ -796,6 +906,11 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     isFirst: (n) => !afterLinear.has(n.inputs[0]),
     layers: [],
     wantMaps: opts.maps,
+    zeroWhereZero: (t) => {
+      const l = contrib.get(t);
+      return !!l && l.every((c) => c.zp);
+    },
+    consumers: consumers(g),
   };
 
   // initial relevance at the logits
@@ -812,19 +927,18 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
   const R0flat = cfg.init === 'logit' ? b.mul(flatLogits, mask) : mask;
   const R0 = logitDims.length === 2 ? R0flat : b.reshape(R0flat, logitDims);
 
-  const contrib = new Map<string, string[]>();
-  const push = (t: string, r: string) => {
+  const push = (t: string, r: string, zp: boolean) => {
     const l = contrib.get(t);
-    if (l) l.push(r);
-    else contrib.set(t, [r]);
+    if (l) l.push({ r, zp });
+    else contrib.set(t, [{ r, zp }]);
   };
-  push(logits, R0);
+  push(logits, R0, cfg.init === 'logit');
   const handlers = handlersFor(prod);
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k];
     const R = n.outputs.map((o) => {
       const l = contrib.get(o);
-      return l ? b.sumOf(l) : null;
+      return l ? b.sumOf(l.map((c) => c.r)) : null;
     });
     if (R.every((r) => r === null)) continue;
     const h = handlers[n.opType];
@@ -832,13 +946,16 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
       const why = n.opType === 'Softmax' || n.opType === 'LogSoftmax' ? ' inside the network (only a final one is removed)' : '';
       throw new ModelError(`${g.source}: node '${n.name}': unsupported op type '${n.opType}'${why}`);
     }
+    const zr = zeroRule(ctx, n);
+    const zp =
+      zr === 'always' || (zr === 'ifOut' && n.outputs.every((o, i) => R[i] === null || ctx.zeroWhereZero(o)));
     const back = h(ctx, n, R);
     back.forEach((r, i) => {
-      if (r && act.has(n.inputs[i])) push(n.inputs[i], r);
+      if (r && act.has(n.inputs[i])) push(n.inputs[i], r, zp);
     });
   }
   const rIn = contrib.get(input);
-  const relevance = rIn ? b.sumOf(rIn) : b.mul(input, b.scalar(0));
+  const relevance = rIn ? b.sumOf(rIn.map((c) => c.r)) : b.mul(input, b.scalar(0));
 
   // outputs
   const named = (src: string, name: string) => b.g.nodes.push({ name: `${name}_node`, opType: 'Identity', inputs: [src], outputs: [name], attrs: {} });

@@ -26,6 +26,8 @@ export interface Group {
   bias: Modifier | null;
   /** Stabiliser of the denominator; its sign is the denominator's own (as the reference computes). */
   eps: number;
+  /** The denominator's sign when it is fixed by construction (then stabilising is one Add). */
+  sign?: 'pos' | 'neg';
 }
 
 export interface ResolvedParams {
@@ -56,6 +58,7 @@ export const RULES: Record<Exclude<RuleName, 'pass' | 'z'>, RuleFactory> = {
       ],
       bias: pos,
       eps: p.stabilizer,
+      sign: 'pos',
     },
   ],
   'alpha-beta': (p) => [
@@ -67,6 +70,7 @@ export const RULES: Record<Exclude<RuleName, 'pass' | 'z'>, RuleFactory> = {
       ],
       bias: pos,
       eps: p.stabilizer,
+      sign: 'pos',
     },
     {
       coef: -p.beta,
@@ -76,6 +80,7 @@ export const RULES: Record<Exclude<RuleName, 'pass' | 'z'>, RuleFactory> = {
       ],
       bias: neg,
       eps: p.stabilizer,
+      sign: 'neg',
     },
   ],
   gamma: (p) => {
@@ -116,9 +121,9 @@ export const RULES: Record<Exclude<RuleName, 'pass' | 'z'>, RuleFactory> = {
       eps: p.stabilizer,
     },
   ],
-  flat: (p) => [{ coef: 1, terms: [{ input: 'ones', weight: one }], bias: null, eps: p.stabilizer }],
+  flat: (p) => [{ coef: 1, terms: [{ input: 'ones', weight: one }], bias: null, eps: p.stabilizer, sign: 'pos' }],
   wsquare: (p) => [
-    { coef: 1, terms: [{ input: 'ones', weight: (w) => w * w }], bias: (b) => b * b, eps: p.stabilizer },
+    { coef: 1, terms: [{ input: 'ones', weight: (w) => w * w }], bias: (b) => b * b, eps: p.stabilizer, sign: 'pos' },
   ],
 };
 
