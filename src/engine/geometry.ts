@@ -1,5 +1,5 @@
 // Window geometry of Conv and pooling nodes, with auto_pad resolved to explicit pads.
-import { Node, ModelError, attrInt, attrInts, attrString } from './graph';
+import { Node, ModelError, attrInts, attrString } from './graph';
 
 export interface WindowGeometry {
   kernel: number[]; // spatial kernel size
