@@ -97,6 +97,7 @@ export function activate(context: vscode.ExtensionContext): void {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
         try {
           const s = parsePersistedState(state);
+          logLine(`restoring a panel: ${s?.imagePath ?? "(no state)"}`);
           if (!s || !fileExists(s.imagePath)) {
             panel.dispose();
             return;

@@ -21,6 +21,7 @@ let browser: Browser | undefined;
 let page: Page;
 let ws: string;
 let wsUnsupported: string;
+let scratchRoot: string | undefined;
 
 /** A tiny ONNX model: Conv then Einsum (an op the engine does not support). */
 function unsupportedModel(): Uint8Array {
@@ -103,7 +104,7 @@ async function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {
 before(async () => {
   ensureTools();
   const vsix = ensureVsix();
-  const scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-ws-'));
+  scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-ws-'));
   makeWorkspaces(scratchRoot);
   server = new CodeServer({ vsix, workspace: ws });
   await server.start();
@@ -114,6 +115,8 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
+  server?.cleanup();
+  if (scratchRoot && !process.env.LRP_E2E_KEEP) fs.rmSync(scratchRoot, { recursive: true, force: true });
 });
 
 test('Explain Prediction from the Explorer shows the prediction, heatmap and relevance flow', { timeout: 240_000 }, async (t) => {
@@ -170,7 +173,14 @@ test('Explain Prediction from the Explorer shows the prediction, heatmap and rel
 
 test('the panel is restored after a window reload', { timeout: 120_000 }, async (t) => {
   try {
-    await page.reload();
+    // "Developer: Reload Window" (a browser reload skips the workbench's state flush).
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill('>Developer: Reload Window');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(1500);
     const view = await webviewFor(page, 'shape.png');
     await waitReady(view);
     assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), 'triangle');

@@ -179,6 +179,11 @@ export class CodeServer {
     clearTimeout(timer);
   }
 
+  /** Removes the scratch folder (user data, extensions, logs) unless LRP_E2E_KEEP is set. */
+  cleanup(): void {
+    if (!process.env.LRP_E2E_KEEP) fs.rmSync(this.scratch, { recursive: true, force: true });
+  }
+
   /** The extension host log lines of our output channel, for failure messages. */
   outputChannelLog(): string {
     const logs = path.join(this.userDataDir, 'logs');
