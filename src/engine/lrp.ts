@@ -411,7 +411,8 @@ function linearHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
     return lin.bias.map(m);
   };
 
-  const gate = reluGate(ctx, z);
+  // (with a zero stabiliser, LRP-0, the Relu output cannot stand in: 0/0 where z <= 0)
+  const gate = groups.every((g) => g.eps > 0) ? reluGate(ctx, z) : null;
   const contributions: string[] = [];
   for (const grp of groups) {
     // below the Relu the relevance is zero where z <= 0: the negative branch has nothing to do
