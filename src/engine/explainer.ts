@@ -172,6 +172,7 @@ export class Explainer {
         const [height, width] = m.dims.slice(-2);
         layer.map = { height, width, data: m.data as Float32Array };
       }
+      if (l.channelOutput) layer.channelSums = out[l.channelOutput].data as Float32Array;
       return layer;
     });
     return {

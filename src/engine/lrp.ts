@@ -33,6 +33,8 @@ export interface CompiledLayer {
   posOutput: string;
   /** Graph output with the channel-summed relevance map, when maps were requested. */
   mapOutput?: string;
+  /** Graph output with the relevance per input channel (feature, for dense layers), with maps. */
+  channelOutput?: string;
 }
 
 export interface LrpProgram {
@@ -135,7 +137,9 @@ function mapTensor(t: Tensor, m: Modifier): Tensor {
 function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): void {
   if (relIn.length === 0) return;
   const { b } = ctx;
-  const total = relIn.length === 1 ? relIn[0] : null;
+  // several inputs of one shape (a residual Add): the map shows their relevance together
+  const sameShape = n.inputs.every((i) => !ctx.isAct(i) || dimsOf(ctx, i).join() === dimsOf(ctx, n.inputs[0]).join());
+  const total = relIn.length === 1 ? relIn[0] : ctx.wantMaps && sameShape ? ctx.b.sumOf(relIn) : null;
   // positive part = (sum + L1) / 2: two reductions, no intermediate tensor
   const sum = b.sumOf(relIn.map((r) => b.sumAll(r)));
   const l1 = b.sumOf(relIn.map((r) => b.op('ReduceL1', [r], { keepdims: A.int(0) })));
@@ -150,7 +154,10 @@ function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): void {
   };
   if (ctx.wantMaps && total) {
     const d = dimsOf(ctx, n.inputs[0]);
-    if (d.length === 4) layer.mapOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
+    if (d.length === 4) {
+      layer.mapOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
+      layer.channelOutput = b.op('ReduceSum', [total, b.ints([0, 2, 3])], { keepdims: A.int(0) });
+    } else if (d.length === 2) layer.channelOutput = b.reshape(total, [d[1]]);
   }
   ctx.layers.push(layer);
 }
@@ -972,6 +979,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     g.outputs.push({ name: l.sumOutput, dtype: 'float32', shape: [] });
     g.outputs.push({ name: l.posOutput, dtype: 'float32', shape: [] });
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
+    if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
   }
   return { graph: g, inputName: input, layers: ctx.layers, numClasses: C };
 }

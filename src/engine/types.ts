@@ -17,6 +17,8 @@ export interface LayerRelevance {
   negativeSum: number;
   /** Channel-summed relevance at the node's input, [H, W]; only when maps were requested. */
   map?: { height: number; width: number; data: Float32Array };
+  /** Relevance per input channel (per feature for dense layers); only when maps were requested. */
+  channelSums?: Float32Array;
 }
 
 export interface Explanation {

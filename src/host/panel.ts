@@ -226,7 +226,7 @@ export class ExplainPanel implements vscode.Disposable {
   private sendLayerDetail(runId: number, index: number): void {
     const layer = this.last?.explanation.layers[index];
     if (!layer || runId !== this.lastRunId) return;
-    const sums = (layer as { channelSums?: ArrayLike<number> }).channelSums;
+    const sums = layer.channelSums;
     const topChannels = sums
       ? Array.from(sums, (sum, channel) => ({ channel, sum }))
           .sort((a, b) => Math.abs(b.sum) - Math.abs(a.sum))
