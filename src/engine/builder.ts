@@ -35,9 +35,16 @@ export class GraphBuilder {
     return this.node(opType, inputs, attrs, 1, hint)[0];
   }
 
+  /** Names of tensors already in the graph, so a tensor used twice is stored once. */
+  private readonly stored = new Map<Tensor, string>();
+
   constant(t: Tensor, hint = 'const'): string {
+    if (this.stored.size === 0) for (const [k, v] of this.g.initializers) this.stored.set(v, k);
+    const known = this.stored.get(t);
+    if (known !== undefined && this.g.initializers.get(known) === t) return known;
     const name = this.fresh(hint);
     this.g.initializers.set(name, t);
+    this.stored.set(t, name);
     return name;
   }
 

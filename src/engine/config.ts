@@ -100,12 +100,11 @@ function parseParams(where: string, o: Record<string, unknown>): RuleParams {
   }
   if (o.low !== undefined) p.low = numArray(where, 'low', o.low);
   if (o.high !== undefined) p.high = numArray(where, 'high', o.high);
-  if (p.alpha !== undefined || p.beta !== undefined) {
-    const a = p.alpha ?? 2;
-    const b = p.beta ?? 1;
-    if (Math.abs(a - b - 1) > 1e-9)
-      throw new ConfigError(`${where}: alpha-beta needs alpha - beta = 1 (got alpha ${a}, beta ${b})`);
-  }
+  // one of alpha/beta alone implies the other (alpha - beta = 1); both must differ by exactly 1
+  if (p.alpha !== undefined && p.beta !== undefined && Math.abs(p.alpha - p.beta - 1) > 1e-9)
+    throw new ConfigError(`${where}: alpha-beta needs alpha - beta = 1 (got alpha ${p.alpha}, beta ${p.beta})`);
+  if (p.alpha !== undefined && p.beta === undefined && p.alpha < 1)
+    throw new ConfigError(`${where}: alpha-beta needs alpha >= 1 (got alpha ${p.alpha})`);
   return p;
 }
 

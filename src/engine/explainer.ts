@@ -23,6 +23,11 @@ export interface ExplainOptions {
   rules: RulesConfig;
   /** Also return every layer's channel-summed relevance map. */
   maps?: boolean;
+  /**
+   * Per-layer relevance sums (default true). Off, only the input relevance is computed (as the
+   * Python LRP libraries do) and `layers` is empty.
+   */
+  layers?: boolean;
 }
 
 /** Read a model file (ONNX or tf.js model.json) into the engine's graph. */
@@ -39,7 +44,8 @@ export async function loadGraph(modelPath: string): Promise<Graph> {
 const CACHE_SIZE = 4;
 
 interface CacheEntry {
-  program: LrpProgram;
+  /** Only the layer table is kept: the program's graph (with its weights) is freed once compiled. */
+  layers: LrpProgram['layers'];
   compiled: CompiledGraph;
 }
 
@@ -103,15 +109,18 @@ export class Explainer {
     this.checkInput(x);
     if (!this.forwardSession) {
       const g = { ...this.graph, outputs: [this.graph.outputs[0]] };
-      this.forwardSession = this.backend.compile(g);
+      this.forwardSession = this.backend.compile(g).catch((e: unknown) => {
+        this.forwardSession = undefined;
+        throw new ModelError(`${this.modelPath}: ${this.backend.name} could not load the model: ${(e as Error).message ?? e}`);
+      });
     }
     const s = await this.forwardSession;
     const out = await s.run({ [this.input.name]: x });
     return out[this.graph.outputs[0].name].data as Float32Array;
   }
 
-  private program(rules: RulesConfig, maps: boolean): Promise<CacheEntry> {
-    const key = JSON.stringify({ rules, maps });
+  private program(rules: RulesConfig, maps: boolean, stats = true): Promise<CacheEntry> {
+    const key = JSON.stringify({ rules, maps, stats });
     let p = this.programs.get(key);
     if (p) {
       this.programs.delete(key);
@@ -119,9 +128,13 @@ export class Explainer {
       return p;
     }
     p = (async () => {
-      const program = compileLrp(this.graph, this.shapes, rules, { maps });
-      const compiled = await this.backend.compile(program.graph);
-      return { program, compiled };
+      const program = compileLrp(this.graph, this.shapes, rules, { maps, stats });
+      const compiled = await this.backend.compile(program.graph).catch((e: unknown) => {
+        throw new ModelError(
+          `${this.modelPath}: ${this.backend.name} could not build the LRP program (composite ${rules.composite}): ${(e as Error).message ?? e}`,
+        );
+      });
+      return { layers: program.layers, compiled };
     })();
     p.catch(() => this.programs.delete(key));
     this.programs.set(key, p);
@@ -135,8 +148,8 @@ export class Explainer {
   }
 
   /** Compile (or fetch from the cache) the program for a config, e.g. to warm up. */
-  async prepare(rules: RulesConfig, maps = false): Promise<void> {
-    await this.program(rules, maps);
+  async prepare(rules: RulesConfig, maps = false, layers = true): Promise<void> {
+    await this.program(rules, maps, layers);
   }
 
   async explain(x: Tensor, opts: ExplainOptions): Promise<Explanation> {
@@ -146,7 +159,7 @@ export class Explainer {
       throw new ModelError(
         `${this.modelPath}: target ${t} is out of range (the model has ${this.numClasses} classes: 0 to ${this.numClasses - 1})`,
       );
-    const { program, compiled } = await this.program(opts.rules, !!opts.maps);
+    const { layers: compiledLayers, compiled } = await this.program(opts.rules, !!opts.maps, opts.layers !== false);
     const t0 = performance.now();
     const out = await compiled.run({ [this.input.name]: x, [LRP_TARGET]: i64([1], [t ?? -1]) });
     const lrpMs = performance.now() - t0;
@@ -155,7 +168,7 @@ export class Explainer {
     const relevance: Tensor = { dtype: 'float32', dims: [...this.input.dims], data: out[LRP_RELEVANCE].data };
     let relevanceSum = 0;
     for (const v of relevance.data as Float32Array) relevanceSum += v;
-    const layers: LayerRelevance[] = program.layers.map((l) => {
+    const layers: LayerRelevance[] = compiledLayers.map((l) => {
       const sum = Number(out[l.sumOutput].data[0]);
       const pos = Number(out[l.posOutput].data[0]);
       const layer: LayerRelevance = {

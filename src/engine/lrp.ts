@@ -102,6 +102,7 @@ interface Ctx {
   nonNeg: (t: string) => boolean;
   isFirst: (n: Node) => boolean;
   layers: CompiledLayer[];
+  wantStats: boolean;
   wantMaps: boolean;
   /** Does every relevance contribution to this tensor vanish where the tensor is zero? */
   zeroWhereZero: (t: string) => boolean;
@@ -135,7 +136,7 @@ function mapTensor(t: Tensor, m: Modifier): Tensor {
 
 /** Record relevance statistics (and optionally the channel-summed map) for an explained node. */
 function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): void {
-  if (relIn.length === 0) return;
+  if (relIn.length === 0 || !ctx.wantStats) return;
   const { b } = ctx;
   // several inputs of one shape (a residual Add): the map shows their relevance together
   const sameShape = n.inputs.every((i) => !ctx.isAct(i) || dimsOf(ctx, i).join() === dimsOf(ctx, n.inputs[0]).join());
@@ -238,6 +239,15 @@ function convOp(ctx: Ctx, n: Node): LinearOp {
   };
   const flipped = flippedConvPads(geo);
   const tp = transposedPads(geo);
+  const flippedWeights = new Map<Tensor, Tensor>();
+  const flippedOf = (wm: Tensor): Tensor => {
+    let f = flippedWeights.get(wm);
+    if (!f) {
+      f = flipSwapConvWeight(wm, group);
+      flippedWeights.set(wm, f);
+    }
+    return f;
+  };
   return {
     weight: w,
     bias,
@@ -251,7 +261,7 @@ function convOp(ctx: Ctx, n: Node): LinearOp {
       if (flipped)
         return b.op(
           'Conv',
-          [s, b.constant(flipSwapConvWeight(wm, group), 'wT')],
+          [s, b.constant(flippedOf(wm), 'wT')],
           { strides: A.ints(geo.strides), dilations: A.ints(geo.dilations), pads: A.ints(flipped), group: A.int(group) },
           'bwd',
         );
@@ -286,10 +296,10 @@ function gemmOp(ctx: Ctx, n: Node): LinearOp {
   const raw = constOf(ctx, n, 1, 'weight');
   const alpha = attrInt(n, 'alpha', 1);
   const beta = attrInt(n, 'beta', 1);
-  // weight as [K, N]
-  let w = attrInt(n, 'transB', 0) ? transpose2d(raw) : { ...raw, data: asFloat32(raw) };
-  if (alpha !== 1) w = mapTensor(w, (v) => v * alpha);
-  const N = w.dims[1];
+  // the weight stays in its stored layout ([K, N], or [N, K] with transB): no copy of big matrices
+  const transB = attrInt(n, 'transB', 0) === 1;
+  const w = alpha !== 1 ? mapTensor(raw, (v) => v * alpha) : raw.dtype === 'float32' ? raw : { ...raw, dtype: 'float32' as const, data: asFloat32(raw) };
+  const N = transB ? w.dims[0] : w.dims[1];
   let bias: Float32Array | null = null;
   if (n.inputs[2]) {
     const c = asFloat32(constOf(ctx, n, 2, 'bias'));
@@ -305,10 +315,10 @@ function gemmOp(ctx: Ctx, n: Node): LinearOp {
     forward(input, wm, bm) {
       const ins = [input, b.constant(wm, 'w')];
       if (bm) ins.push(b.constant(f32([bm.length], bm), 'b'));
-      return b.op('Gemm', ins, {}, 'fwd');
+      return b.op('Gemm', ins, { transB: A.int(transB ? 1 : 0) }, 'fwd');
     },
     transposed(s, wm) {
-      return b.op('Gemm', [s, b.constant(wm, 'w')], { transB: A.int(1) }, 'bwd');
+      return b.op('Gemm', [s, b.constant(wm, 'w')], { transB: A.int(transB ? 0 : 1) }, 'bwd');
     },
   };
 }
@@ -318,7 +328,8 @@ function matmulOp(ctx: Ctx, n: Node): LinearOp {
   const w = constOf(ctx, n, 1, 'second operand');
   if (w.dims.length !== 2)
     throw new ModelError(`${ctx.g.source}: node '${n.name}' (MatMul): only a 2-D constant right operand is supported`);
-  const wf = { ...w, data: asFloat32(w), dtype: 'float32' as const };
+  const wf = w.dtype === 'float32' ? w : { ...w, data: asFloat32(w), dtype: 'float32' as const };
+  const transposedWeights = new Map<Tensor, Tensor>();
   return {
     weight: wf,
     bias: null,
@@ -327,7 +338,12 @@ function matmulOp(ctx: Ctx, n: Node): LinearOp {
       return b.op('MatMul', [input, b.constant(wm, 'w')], {}, 'fwd');
     },
     transposed(s, wm) {
-      return b.op('MatMul', [s, b.constant(transpose2d(wm), 'wT')], {}, 'bwd');
+      let t = transposedWeights.get(wm);
+      if (!t) {
+        t = transpose2d(wm);
+        transposedWeights.set(wm, t);
+      }
+      return b.op('MatMul', [s, b.constant(t, 'wT')], {}, 'bwd');
     },
   };
 }
@@ -860,6 +876,9 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
 // ---------------- the compiler ----------------
 
 export interface CompileOptions {
+  /** Per-layer relevance sums (default true); without them only the input relevance is computed. */
+  stats?: boolean;
+  /** Per-layer channel-summed maps and channel sums (implies stats). */
   maps: boolean;
 }
 
@@ -913,6 +932,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     nonNeg: (t) => nonneg.has(t),
     isFirst: (n) => !afterLinear.has(n.inputs[0]),
     layers: [],
+    wantStats: opts.stats !== false || opts.maps,
     wantMaps: opts.maps,
     zeroWhereZero: (t) => {
       const l = contrib.get(t);
