@@ -4,8 +4,10 @@
 //
 //   node scripts/bench.mjs [--runs N] [--only NAME,NAME] [--force-model]
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const RESNET50 = '.cache/bench/resnet50.onnx';
@@ -21,13 +23,34 @@ const CONFIGS = [
   { name: 'epsilon-gamma-box', model: 'resnet50', composite: 'epsilon-gamma-box' },
   { name: 'epsilon-alpha2-beta1-flat', model: 'resnet50', composite: 'epsilon-alpha2-beta1-flat' },
   { name: 'alpha1-beta0', model: 'resnet50', composite: 'alpha1-beta0' },
-  // e.g. { name: 'tfjs-epsilon-plus-flat', model: 'mobilenet-tfjs', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
+  // tf.js models (issue 4): a real LayersModel on both backends, and the ResNet-50 graph on tf.js
+  { name: 'mobilenetv2-tfjs-onnxruntime', model: 'nsfwjs-mobilenet-v2', composite: 'epsilon-plus-flat', args: ['--backend', 'onnxruntime'] },
+  { name: 'mobilenetv2-tfjs-tfjs', model: 'nsfwjs-mobilenet-v2', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
+  { name: 'epsilon-plus-flat-tfjs', model: 'resnet50', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
 ];
 
-/** How to get each model: a path, and a command that creates it when missing. */
+/** How to get each model: a path, and a command (or function) that creates it when missing. */
 const MODELS = {
   resnet50: { path: RESNET50, make: [process.execPath, ['--import', 'tsx', 'scripts/make-resnet50.ts', RESNET50]] },
+  // the nsfwjs MobileNetV2 LayersModel (uint8-quantised weights), extracted from the npm package's bundles
+  'nsfwjs-mobilenet-v2': { path: '.cache/bench/nsfwjs-mobilenet_v2/model.json', make: () => extractNsfwjs('mobilenet_v2', '.cache/bench/nsfwjs-mobilenet_v2') },
 };
+
+/** nsfwjs ships its models as CommonJS bundles (model.json, base64 shards): write them as files. */
+function extractNsfwjs(model, dir) {
+  const require = createRequire(import.meta.url);
+  const src = path.resolve('node_modules/nsfwjs/dist/models', model);
+  if (!existsSync(src)) fail(`${src} is missing: run npm install (nsfwjs is a dev dependency)`);
+  mkdirSync(dir, { recursive: true });
+  const json = require(path.join(src, 'model.min.js'));
+  for (const g of json.weightsManifest)
+    for (const p of g.paths) {
+      const mod = require(path.join(src, `${p}.min.js`));
+      writeFileSync(path.join(dir, p), Buffer.from(typeof mod === 'string' ? mod : mod.default, 'base64'));
+    }
+  writeFileSync(path.join(dir, 'model.json.tmp'), JSON.stringify(json));
+  renameSync(path.join(dir, 'model.json.tmp'), path.join(dir, 'model.json'));
+}
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '7' }, only: { type: 'string' }, 'force-model': { type: 'boolean' } },
@@ -55,9 +78,12 @@ function ensureModel(key) {
   const fresh = values['force-model'] && !m.made;
   if (fresh || !existsSync(m.path) || statSync(m.path).size === 0) {
     log(`creating ${m.path} ...`);
-    const [cmd, args] = m.make;
-    const r = spawnSync(cmd, fresh ? [...args, '--force'] : args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    if (r.status !== 0) fail(`could not create ${m.path} (exit ${r.status ?? r.signal})`);
+    if (typeof m.make === 'function') m.make();
+    else {
+      const [cmd, args] = m.make;
+      const r = spawnSync(cmd, fresh ? [...args, '--force'] : args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      if (r.status !== 0) fail(`could not create ${m.path} (exit ${r.status ?? r.signal})`);
+    }
   }
   m.made = true;
   return m.path;
@@ -84,6 +110,8 @@ for (const c of selected) {
         forwardMs: res.forwardMs,
         lrpMs: res.lrpMs,
         lrpOverForward: res.lrpOverForward,
+        lrpWithLayersMs: res.lrpWithLayersMs,
+        lrpWithLayersOverForward: res.lrpWithLayersOverForward,
         peakRssMb: res.peakRssMb,
       });
       log(
