@@ -5,10 +5,18 @@ import { parseSettings, resolveSettingPath, SECTION, type Settings } from './set
 
 export function readSettings(scope?: vscode.Uri): Settings {
   const c = vscode.workspace.getConfiguration(SECTION, scope);
+  // Only a value the user set counts: the contributed default must not hide a model's
+  // preprocessing.json.
+  const pre = c.inspect('preprocessing');
+  const preSet =
+    pre !== undefined &&
+    [pre.globalValue, pre.workspaceValue, pre.workspaceFolderValue, pre.globalLanguageValue, pre.workspaceLanguageValue, pre.workspaceFolderLanguageValue].some(
+      (v) => v !== undefined,
+    );
   return parseSettings({
     modelPath: c.get('modelPath'),
     labelsPath: c.get('labelsPath'),
-    preprocessing: c.get('preprocessing'),
+    preprocessing: preSet ? c.get('preprocessing') : undefined,
     rules: c.get('rules'),
     backend: c.get('backend'),
     colormap: c.get('colormap'),

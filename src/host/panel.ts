@@ -288,6 +288,7 @@ export class ExplainPanel implements vscode.Disposable {
               labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.imageUri) : undefined,
               backend: settings.backend,
               preprocessing: settings.preprocessing,
+              preprocessingFromSetting: settings.preprocessingFromSetting,
               rules,
               target: this.target,
             }),

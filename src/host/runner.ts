@@ -7,7 +7,15 @@ import type { Explainer } from '../engine/explainer';
 import type { RgbImage } from '../engine/image';
 import type { Explanation } from '../engine/types';
 import { packMap, softmax, topK, type Prediction, type ResultPayload, type WireImage } from '../protocol';
-import { LABEL_FILE_NAMES, ruleChoiceOf, sessionKey, type Backend, type Preprocessing } from './settings';
+import {
+  LABEL_FILE_NAMES,
+  parsePreprocessingFile,
+  PREPROCESSING_FILE_NAME,
+  ruleChoiceOf,
+  sessionKey,
+  type Backend,
+  type Preprocessing,
+} from './settings';
 
 type ExplainerModule = typeof import('../engine/explainer');
 type ImageModule = typeof import('../engine/image');
@@ -44,6 +52,8 @@ export interface RunRequest {
   labelsPath?: string;
   backend: Backend;
   preprocessing: Preprocessing;
+  /** When false, a `preprocessing.json` beside the model replaces `preprocessing`. */
+  preprocessingFromSetting?: boolean;
   rules: RulesConfig;
   target?: number;
 }
@@ -111,20 +121,35 @@ export class Runner {
     return undefined;
   }
 
+  /** The preprocessing for a run: the setting when set, else the model's preprocessing.json, else the default. */
+  static async preprocessingFor(req: RunRequest): Promise<Preprocessing> {
+    if (req.preprocessingFromSetting) return req.preprocessing;
+    const file = path.join(path.dirname(req.modelPath), PREPROCESSING_FILE_NAME);
+    let text: string;
+    try {
+      text = await fs.promises.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return req.preprocessing;
+      throw new Error(`${file}: cannot read the preprocessing file: ${(err as Error).message}`);
+    }
+    return parsePreprocessingFile(text, file);
+  }
+
   async run(req: RunRequest): Promise<RunOutput> {
     const t0 = performance.now();
     const { image, heatmap, labels: labelsMod } = await loadEngine();
     const { explainer, loadMs } = await this.session(req.modelPath, req.backend);
     const info = explainer.input;
+    const pre = await Runner.preprocessingFor(req);
 
     let width = info.width;
     let height = info.height;
     if (!(width > 0 && height > 0)) {
-      if (!req.preprocessing.size)
+      if (!pre.size)
         throw new Error(
           `${req.modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`,
         );
-      ({ width, height } = req.preprocessing.size);
+      ({ width, height } = pre.size);
     }
     const channels = info.channels === 1 ? 1 : 3;
     const prep = {
@@ -132,11 +157,11 @@ export class Runner {
       height,
       channels: channels as 1 | 3,
       layout: info.layout,
-      preset: req.preprocessing.preset,
-      ...(req.preprocessing.mean ? { mean: req.preprocessing.mean } : {}),
-      ...(req.preprocessing.std ? { std: req.preprocessing.std } : {}),
-      ...(req.preprocessing.scale !== undefined ? { scale: req.preprocessing.scale } : {}),
-      bgr: req.preprocessing.channelOrder === 'bgr',
+      preset: pre.preset,
+      ...(pre.mean ? { mean: pre.mean } : {}),
+      ...(pre.std ? { std: pre.std } : {}),
+      ...(pre.scale !== undefined ? { scale: pre.scale } : {}),
+      bgr: pre.channelOrder === 'bgr',
     };
     const { tensor, original } = await image.loadImageTensor(req.imagePath, prep);
 
@@ -193,7 +218,7 @@ export class Runner {
     const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(0)}ms`);
     const line =
       `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${explainer.backendDetail} ` +
-      `rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+      `preset=${pre.preset} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
       `target=${explanation.target} (${payload.targetLabel}) logit=${explanation.logit.toPrecision(5)} ` +
       `relevanceSum=${explanation.relevanceSum.toPrecision(5)} load=${loadMs === undefined ? 'cached' : ms(loadMs)} ` +
       `forward=${ms(explanation.timings.forwardMs)} lrp=${ms(explanation.timings.lrpMs)} total=${ms(totalMs)}`;
@@ -208,7 +233,7 @@ export class Runner {
       },
       explanation,
       original,
-      request: { ...req, rules },
+      request: { ...req, preprocessing: pre, rules },
       labels,
       logLine: line,
     };

@@ -27,6 +27,8 @@ export interface Settings {
   modelPath?: string;
   labelsPath?: string;
   preprocessing: Preprocessing;
+  /** Whether `lrpLens.preprocessing` is set (else a `preprocessing.json` beside the model may apply). */
+  preprocessingFromSetting: boolean;
   rules: RulesConfig;
   backend: Backend;
   colormap: ColormapName;
@@ -146,6 +148,7 @@ export function parseSettings(raw: RawSettings): Settings {
     modelPath: optString('modelPath', raw.modelPath),
     labelsPath: optString('labelsPath', raw.labelsPath),
     preprocessing: parsePreprocessing(raw.preprocessing),
+    preprocessingFromSetting: raw.preprocessing !== undefined && raw.preprocessing !== null,
     rules: parseRules(raw.rules),
     backend: backend as Backend,
     colormap: colormap as ColormapName,
@@ -183,6 +186,27 @@ export function applyRuleChoice(rules: RulesConfig, choice: Partial<RuleChoice> 
     out.gamma = choice.gamma;
   }
   return out;
+}
+
+/** Read beside the model when `lrpLens.preprocessing` is not set: the same object as the setting. */
+export const PREPROCESSING_FILE_NAME = 'preprocessing.json';
+
+/** A model's `preprocessing.json` (the setting's object); errors name the file and the key. */
+export function parsePreprocessingFile(text: string, file: string): Preprocessing {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  try {
+    return parsePreprocessing(v);
+  } catch (e) {
+    if (!(e instanceof SettingsError)) throw e;
+    const key = e.setting.slice(`${SECTION}.preprocessing`.length).replace(/^\./, '');
+    const detail = e.message.slice(`Setting '${e.setting}': `.length);
+    throw new Error(`${file}: ${key ? `'${key}' ` : ''}${detail}`);
+  }
 }
 
 /** File names looked for beside the model when `lrpLens.labelsPath` is not set, in order. */

@@ -1,18 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import { COMPOSITE_NAMES, DEFAULT_RULES } from '../../src/engine/config';
 import { describeError, NoModelError } from '../../src/host/errors';
 import {
   applyRuleChoice,
   isImagePath,
   parsePreprocessing,
+  parsePreprocessingFile,
   parseSettings,
   parseSize,
   resolveSettingPath,
   SettingsError,
 } from '../../src/host/settings';
+import { Runner } from '../../src/host/runner';
 
 function rejects(raw: Parameters<typeof parseSettings>[0], setting: string, detail: RegExp): void {
   assert.throws(
@@ -144,4 +147,33 @@ test('package.json contributes every setting the parser reads, with schema', () 
   const re = new RegExp(/\/(.*)\/i/.exec(when)![1], 'i');
   for (const ext of ['.png', '.JPG', '.jpeg', '.WebP', '.gif', '.tif', '.TIFF', '.bmp']) assert.ok(re.test(ext), ext);
   assert.ok(!re.test('.onnx'));
+});
+
+test('preprocessing.json beside the model applies when the setting is not set', async () => {
+  assert.equal(parseSettings({}).preprocessingFromSetting, false);
+  assert.equal(parseSettings({ preprocessing: { preset: 'unit' } }).preprocessingFromSetting, true);
+  assert.deepEqual(parsePreprocessingFile('{"preset": "symmetric"}', 'p.json'), { preset: 'symmetric', channelOrder: 'rgb' });
+  assert.throws(() => parsePreprocessingFile('{"preset": "caffe"}', '/m/preprocessing.json'), /^Error: \/m\/preprocessing\.json: 'preset' must be one of/);
+  assert.throws(() => parsePreprocessingFile('{', '/m/preprocessing.json'), /\/m\/preprocessing\.json: not valid JSON/);
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lrp-pre-'));
+  try {
+    const base = {
+      imagePath: path.join(dir, 'x.png'),
+      modelPath: path.join(dir, 'model.json'),
+      backend: 'auto' as const,
+      preprocessing: parsePreprocessing(undefined),
+      rules: DEFAULT_RULES,
+    };
+    assert.equal((await Runner.preprocessingFor(base)).preset, 'imagenet'); // no file: the default
+    writeFileSync(path.join(dir, 'preprocessing.json'), '{"preset": "symmetric", "size": [64, 64]}');
+    const fromFile = await Runner.preprocessingFor(base);
+    assert.equal(fromFile.preset, 'symmetric');
+    assert.deepEqual(fromFile.size, { width: 64, height: 64 });
+    // an explicit setting wins over the file
+    const set = { ...base, preprocessing: parsePreprocessing({ preset: 'unit' }), preprocessingFromSetting: true };
+    assert.equal((await Runner.preprocessingFor(set)).preset, 'unit');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
