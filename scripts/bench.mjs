@@ -128,7 +128,7 @@ for (const c of selected) {
 // targets: each composite with a ratio target, and peak RSS of every targeted run
 const checks = [];
 for (const [composite, max] of Object.entries(TARGETS.lrpOverForward)) {
-  const r = results.find((x) => x.composite === composite && x.model === 'resnet50' && !x.error);
+  const r = results.find((x) => x.composite === composite && CONFIGS.find((c) => c.name === x.name)?.target && !x.error);
   if (!r) continue;
   checks.push({ what: `lrpOverForward ${composite}`, value: r.lrpOverForward, max, met: r.lrpOverForward <= max });
 }
