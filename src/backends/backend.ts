@@ -16,5 +16,7 @@ export interface Backend {
   readonly name: BackendName;
   /** Human-readable detail, e.g. 'onnxruntime-node 1.30.0 (cpu)' or 'tfjs 4.22.0 (wasm)'. */
   readonly detail: string;
+  /** How many compiled LRP programs an explainer may keep at once (memory-bound backends keep few). */
+  readonly programCacheSize?: number;
   compile(graph: Graph): Promise<CompiledGraph>;
 }

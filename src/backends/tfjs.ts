@@ -1184,6 +1184,8 @@ export async function createTfjsBackend(): Promise<Backend> {
   return {
     name: 'tfjs',
     detail: `tfjs ${tf.version.tfjs} (${kind})`,
+    // every program holds its own re-laid-out weights; wasm memory is small (InceptionV3 ran out at 4)
+    programCacheSize: kind === 'wasm' ? 1 : 2,
     compile: async (graph: Graph) => new TfjsCompiled(graph),
   };
 }

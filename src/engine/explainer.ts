@@ -138,7 +138,7 @@ export class Explainer {
     })();
     p.catch(() => this.programs.delete(key));
     this.programs.set(key, p);
-    while (this.programs.size > CACHE_SIZE) {
+    while (this.programs.size > (this.backend.programCacheSize ?? CACHE_SIZE)) {
       const oldest = this.programs.keys().next().value as string;
       const old = this.programs.get(oldest);
       this.programs.delete(oldest);
