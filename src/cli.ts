@@ -270,11 +270,10 @@ async function benchCommand(args: string[]): Promise<void> {
       await f();
       into.push(performance.now() - t);
     };
-    for (let i = 0; i < runs; i++) {
-      await timed(() => ex.forward(x), fwd);
-      await timed(() => ex.explain(x, { rules, layers: false }), lrp);
-      await timed(() => ex.explain(x, { rules }), lrpLayers);
-    }
+    // in blocks, not interleaved: an idle session's spinning threads would slow the other one
+    for (let i = 0; i < runs; i++) await timed(() => ex.forward(x), fwd);
+    for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules, layers: false }), lrp);
+    for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules }), lrpLayers);
     const forwardMs = median(fwd);
     const lrpMs = median(lrp);
     const lrpWithLayersMs = median(lrpLayers);
