@@ -10,6 +10,7 @@ import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
 import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor, parseLabels } from './engine/labels';
 import { readNpy, writeNpy } from './engine/npy';
+import { explanationSummary } from './engine/summary';
 
 class UsageError extends Error {}
 
@@ -83,13 +84,6 @@ function preprocessFrom(values: Record<string, string | boolean | undefined>, ex
     std: numberList('std', values.std as string | undefined),
     bgr: !!values.bgr,
   };
-}
-
-function softmax(logits: Float32Array): number[] {
-  const m = Math.max(...logits);
-  const e = Array.from(logits, (v) => Math.exp(v - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
 }
 
 function parseSize(v: string | undefined): [number, number] | undefined {
@@ -186,31 +180,14 @@ async function explainCommand(args: string[]): Promise<void> {
       const png = original ? await blendHeatmap(original, map, { colormap: 'bwr' }) : await heatmapPng(map, { colormap: 'bwr' });
       writeFileSync(values['out-heatmap'], png);
     }
-    const scores = softmax(e.logits);
-    const top5 = scores
-      .map((score, index) => ({ index, label: labelFor(labels, index), score }))
-      .sort((a, b) => b.score - a.score)
-      .slice(0, 5);
-    const summary = {
+    const summary = explanationSummary({
       model: values.model,
       backend: ex.backendDetail,
       rules,
-      target: e.target,
-      label: labelFor(labels, e.target),
-      logit: e.logit,
-      top5,
-      relevanceSum: e.relevanceSum,
-      layers: e.layers.map((l) => ({
-        name: l.name,
-        opType: l.opType,
-        rule: l.rule,
-        outputShape: l.outputShape,
-        relevanceSum: l.relevanceSum,
-        positiveSum: l.positiveSum,
-        negativeSum: l.negativeSum,
-      })),
+      labels,
+      explanation: e,
       timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
-    };
+    });
     if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
     process.stdout.write(
       `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), logit ${e.logit.toFixed(4)}, ` +

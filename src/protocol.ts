@@ -4,18 +4,12 @@
 // Binary data (relevance maps, image pixels) crosses as ArrayBuffer; `toFloat32` / `toUint8`
 // accept whatever the transport hands over (ArrayBuffer, typed array, or a plain array).
 
+import { COMPOSITE_NAMES } from './engine/config';
+
 export const PROTOCOL_VERSION = 1;
 
-export const COMPOSITES = [
-  'epsilon',
-  'alpha1-beta0',
-  'gamma',
-  'epsilon-plus',
-  'epsilon-plus-flat',
-  'epsilon-gamma-box',
-  'epsilon-alpha2-beta1',
-  'epsilon-alpha2-beta1-flat',
-] as const;
+// the composites are the engine's own list (config.ts has no dependencies, so the webview can share it)
+export const COMPOSITES = COMPOSITE_NAMES;
 export type Composite = (typeof COMPOSITES)[number];
 
 export const COLORMAP_NAMES = ['bwr', 'coldnhot', 'seismic', 'hot', 'gray'] as const;

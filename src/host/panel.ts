@@ -358,7 +358,8 @@ export class ExplainPanel implements vscode.Disposable {
         const { writeNpy } = await import('../engine/npy');
         bytes = writeNpy(out.explanation.relevance);
       } else {
-        bytes = Buffer.from(summaryJson(out), 'utf8');
+        const { summary } = await loadEngine();
+        bytes = Buffer.from(summaryJson(out, summary.explanationSummary), 'utf8');
       }
       await vscode.workspace.fs.writeFile(target, bytes);
       logLine(`exported ${kind} to ${target.fsPath}`);

@@ -21,10 +21,13 @@ type ExplainerModule = typeof import('../engine/explainer');
 type ImageModule = typeof import('../engine/image');
 type HeatmapModule = typeof import('../engine/heatmap');
 type LabelsModule = typeof import('../engine/labels');
+type SummaryModule = typeof import('../engine/summary');
 
 // The engine is loaded on first use: activation stays fast and a broken native module shows up
 // as an error in the panel, not as a failed activation.
-let engine: Promise<{ explainer: ExplainerModule; image: ImageModule; heatmap: HeatmapModule; labels: LabelsModule }> | undefined;
+let engine:
+  | Promise<{ explainer: ExplainerModule; image: ImageModule; heatmap: HeatmapModule; labels: LabelsModule; summary: SummaryModule }>
+  | undefined;
 
 export function loadEngine(): NonNullable<typeof engine> {
   engine ??= Promise.all([
@@ -32,7 +35,8 @@ export function loadEngine(): NonNullable<typeof engine> {
     import('../engine/image'),
     import('../engine/heatmap'),
     import('../engine/labels'),
-  ]).then(([explainer, image, heatmap, labels]) => ({ explainer, image, heatmap, labels }));
+    import('../engine/summary'),
+  ]).then(([explainer, image, heatmap, labels, summary]) => ({ explainer, image, heatmap, labels, summary }));
   engine.catch(() => (engine = undefined));
   return engine;
 }
@@ -248,35 +252,16 @@ async function shrink(image: ImageModule, img: RgbImage): Promise<RgbImage> {
 }
 
 /** The summary JSON export (the CLI's --out-json shape plus the image). */
-export function summaryJson(out: RunOutput): string {
+export function summaryJson(out: RunOutput, summarize: SummaryModule['explanationSummary']): string {
   const e = out.explanation;
-  return JSON.stringify(
-    {
-      image: out.request.imagePath,
-      model: out.request.modelPath,
-      backend: out.payload.backend,
-      rules: out.request.rules,
-      target: e.target,
-      targetLabel: out.payload.targetLabel,
-      logit: e.logit,
-      top5: out.payload.predictions.map((p) => ({ index: p.index, label: p.label, score: p.score })),
-      relevanceSum: e.relevanceSum,
-      layers: e.layers.map((l) => ({
-        name: l.name,
-        opType: l.opType,
-        rule: l.rule,
-        outputShape: l.outputShape,
-        relevanceSum: l.relevanceSum,
-        positiveSum: l.positiveSum,
-        negativeSum: l.negativeSum,
-      })),
-      timings: {
-        loadMs: out.payload.timings.loadMs,
-        forwardMs: e.timings.forwardMs,
-        lrpMs: e.timings.lrpMs,
-      },
-    },
-    null,
-    2,
-  );
+  const summary = summarize({
+    image: out.request.imagePath,
+    model: out.request.modelPath,
+    backend: out.payload.backend,
+    rules: out.request.rules,
+    labels: out.labels,
+    explanation: e,
+    timings: { loadMs: out.payload.timings.loadMs, forwardMs: e.timings.forwardMs, lrpMs: e.timings.lrpMs },
+  });
+  return JSON.stringify(summary, null, 2);
 }

@@ -1,0 +1,57 @@
+// The summary of one explanation as JSON (the CLI's --out-json and the panel's export).
+import { RulesConfig } from './config';
+import { labelFor } from './labels';
+import { Explanation } from './types';
+
+export interface Prediction {
+  index: number;
+  label: string;
+  score: number;
+}
+
+/** Softmax scores of the logits, best first, at most `k`. */
+export function topPredictions(logits: ArrayLike<number>, labels: readonly string[] | undefined, k = 5): Prediction[] {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  const exp = Array.from(logits, (v) => Math.exp(v - max));
+  const total = exp.reduce((a, b) => a + b, 0);
+  return exp
+    .map((e, index) => ({ index, label: labelFor(labels, index), score: e / total }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k);
+}
+
+export interface SummaryInput {
+  model: string;
+  backend: string;
+  rules: RulesConfig;
+  labels?: readonly string[];
+  explanation: Explanation;
+  timings: { loadMs?: number; forwardMs?: number; lrpMs: number };
+  image?: string;
+}
+
+export function explanationSummary(s: SummaryInput): Record<string, unknown> {
+  const e = s.explanation;
+  return {
+    ...(s.image !== undefined ? { image: s.image } : {}),
+    model: s.model,
+    backend: s.backend,
+    rules: s.rules,
+    target: e.target,
+    label: labelFor(s.labels, e.target),
+    logit: e.logit,
+    top5: topPredictions(e.logits, s.labels),
+    relevanceSum: e.relevanceSum,
+    layers: e.layers.map((l) => ({
+      name: l.name,
+      opType: l.opType,
+      rule: l.rule,
+      outputShape: l.outputShape,
+      relevanceSum: l.relevanceSum,
+      positiveSum: l.positiveSum,
+      negativeSum: l.negativeSum,
+    })),
+    timings: s.timings,
+  };
+}
