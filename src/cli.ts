@@ -1,5 +1,6 @@
 // lrp-lens: the engine headless. `lrp-lens explain ...`, `lrp-lens bench ...`.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join as joinPath, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackendChoice } from './backends/backend';
 import { BACKEND_CHOICES } from './backends';
@@ -10,7 +11,8 @@ import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
 import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor, parseLabels } from './engine/labels';
 import { readNpy, writeNpy } from './engine/npy';
-import { explanationSummary } from './engine/summary';
+import { explanationSummary, topPredictions } from './engine/summary';
+import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
 class UsageError extends Error {}
 
@@ -21,6 +23,8 @@ const USAGE = `usage:
       [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
       [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
       [--backend auto|onnxruntime|tfjs]
+  lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
+      (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]`;
 
 const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
@@ -96,6 +100,8 @@ function parseSize(v: string | undefined): [number, number] | undefined {
 const EXPLAIN_OPTIONS = {
   model: { type: 'string' },
   image: { type: 'string' },
+  images: { type: 'string' },
+  out: { type: 'string' },
   input: { type: 'string' },
   target: { type: 'string' },
   composite: { type: 'string' },
@@ -132,6 +138,7 @@ function parseOptions(args: string[]) {
 
 async function explainCommand(args: string[]): Promise<void> {
   const { values } = parseOptions(args);
+  if (values.images !== undefined || values.out !== undefined) return explainFolderCommand(values);
   if (!values.model) throw new UsageError('explain: --model is required');
   if (!values.image === !values.input) throw new UsageError('explain: give exactly one of --image or --input');
   const rawRules = rulesFrom(values);
@@ -193,6 +200,83 @@ async function explainCommand(args: string[]): Promise<void> {
       `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), logit ${e.logit.toFixed(4)}, ` +
         `relevance sum ${e.relevanceSum.toFixed(4)}, ${rules.composite}, ${e.timings.lrpMs.toFixed(1)} ms\n`,
     );
+  } finally {
+    await ex.dispose();
+  }
+}
+
+/**
+ * `explain --images DIR --out DIR`: every image of a folder with one Explainer (the sessions and
+ * the compiled LRP program are reused), one blended heatmap PNG each and a summary.csv. A failed
+ * image gets a row with its error and the batch goes on; the exit code is non-zero if any failed.
+ */
+async function explainFolderCommand(values: ReturnType<typeof parseOptions>['values']): Promise<void> {
+  if (!values.model) throw new UsageError('explain: --model is required');
+  if (!values.images || !values.out) throw new UsageError('explain: --images DIR needs --out DIR (and --out needs --images)');
+  for (const f of ['image', 'input', 'out-relevance', 'out-heatmap', 'out-json'] as const)
+    if (values[f] !== undefined) throw new UsageError(`explain: --${f} cannot be combined with --images`);
+  const dir = values.images;
+  const outDir = values.out;
+  let files: string[];
+  try {
+    files = listImages(dir);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!files.length) throw new UsageError(`${dir}: no images (png, jpg, jpeg, webp, gif, tif, tiff, bmp)`);
+  if (resolvePath(outDir) === resolvePath(dir)) throw new UsageError('--out: use another folder than --images');
+  const rawRules = rulesFrom(values);
+  const rulesWhere = (values.rules as string | undefined) ?? 'rules';
+  parseRulesConfig(rawRules, rulesWhere);
+  const target = values.target === undefined ? undefined : numberArg('target', values.target);
+  if (target !== undefined && (!Number.isInteger(target) || target < 0))
+    throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
+  const size = parseSize(values.size);
+  const labels = values.labels ? loadLabels(values.labels) : undefined;
+  mkdirSync(outDir, { recursive: true });
+
+  const t0 = performance.now();
+  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  try {
+    if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
+      throw new UsageError(`--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`);
+    if (target !== undefined && target >= ex.numClasses)
+      throw new UsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
+    const pre = preprocessFrom(values, ex);
+    if (rawRules.inputBounds === undefined) rawRules.inputBounds = inputBoundsFor(pre);
+    const rules = parseRulesConfig(rawRules, rulesWhere);
+    const csv = joinPath(outDir, 'summary.csv');
+    writeFileSync(csv, csvLine(CSV_HEADER));
+    const names = heatmapNames(files);
+    const progress = new BatchProgress(process.stderr, files.length);
+    let failed = 0;
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i];
+      progress.start(file);
+      const t = performance.now();
+      let row: BatchRow;
+      try {
+        const { tensor, original } = await loadImageTensor(joinPath(dir, file), pre);
+        const e = await ex.explain(tensor, { target, rules, layers: false });
+        const png = await blendHeatmap(original, relevanceMap(e.relevance, e.layout), { colormap: 'bwr' });
+        writeFileSync(joinPath(outDir, names[i]), png);
+        const [top] = topPredictions(e.logits, labels, 1);
+        row = { file, label: top.label, score: top.score, target: e.target, relevanceSum: e.relevanceSum, timeMs: performance.now() - t, heatmap: names[i] };
+        progress.finish(file, `${top.label} ${top.score.toFixed(3)}, ${row.timeMs.toFixed(0)} ms`);
+      } catch (err) {
+        failed++;
+        const msg = ((err as Error)?.message ?? String(err)).split('\n')[0];
+        row = { file, timeMs: performance.now() - t, error: msg };
+        progress.finish(file, `error: ${msg}`, true);
+      }
+      appendFileSync(csv, batchRowCsv(row));
+    }
+    progress.end();
+    const totalS = (performance.now() - t0) / 1000;
+    process.stdout.write(
+      `${files.length - failed} of ${files.length} images explained (${rules.composite}, ${ex.backendDetail}) in ${totalS.toFixed(1)} s: heatmaps and summary.csv in ${outDir}\n`,
+    );
+    if (failed) throw new Error(`${failed} of ${files.length} images failed; their errors are in ${csv}`);
   } finally {
     await ex.dispose();
   }
