@@ -4,9 +4,9 @@
 //
 //   node scripts/bench.mjs [--runs N] [--only NAME,NAME] [--force-model]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -59,7 +59,9 @@ const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) fail(`--runs: expected a positive integer, got '${values.runs}'`);
 const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : null;
 const selected = CONFIGS.filter((c) => !only || only.has(c.name));
-if (!selected.length) fail(`--only: no configuration named ${values.only} (${CONFIGS.map((c) => c.name).join(', ')})`);
+const BATCH = 'batch-20'; // issue 5, acceptance point 5 (see benchBatch below)
+if (!selected.length && !only?.has(BATCH))
+  fail(`--only: no configuration named ${values.only} (${[...CONFIGS.map((c) => c.name), BATCH].join(', ')})`);
 
 function fail(msg) {
   process.stderr.write(`bench: ${msg}\n`);
@@ -126,7 +128,52 @@ for (const c of selected) {
 }
 
 // targets: each composite with a ratio target, and peak RSS of every targeted run
+// Issue 5, acceptance point 5: a folder of 20 images (demo/images repeated) explained by one
+// `explain --images` process against 20 `explain --image` processes, each of which loads the model
+// and builds its sessions and LRP program again. Times are wall clock, process start included.
+function benchBatch() {
+  const model = 'demo/models/shapes-resnet/model.onnx';
+  const entry = { name: BATCH, model: 'shapes-resnet', composite: 'epsilon-plus-flat', images: 20 };
+  const photos = existsSync('demo/images') ? readdirSync('demo/images').filter((f) => /\.(png|jpe?g)$/i.test(f)).sort() : [];
+  if (!existsSync(model) || !photos.length) return { ...entry, error: `${model} or demo/images is missing` };
+  const dir = mkdtempSync(path.join(tmpdir(), 'lrp-bench-batch-'));
+  try {
+    mkdirSync(path.join(dir, 'images'));
+    const files = Array.from({ length: 20 }, (_, i) => `${String(i + 1).padStart(2, '0')}-${photos[i % photos.length]}`);
+    files.forEach((f, i) => copyFileSync(path.join('demo/images', photos[i % photos.length]), path.join(dir, 'images', f)));
+    const common = ['dist/cli.js', 'explain', '--model', model, '--composite', 'epsilon-plus-flat', '--labels', 'demo/models/shapes-resnet/labels.txt'];
+    const run = (args) => {
+      const t = performance.now();
+      const r = spawnSync(process.execPath, [...common, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      if (r.status !== 0) throw new Error((r.stderr || `exit ${r.status ?? r.signal}`).trim().split('\n').pop());
+      return performance.now() - t;
+    };
+    log(`${BATCH}: one \`explain --images\` over 20 images, then 20 \`explain --image\` processes`);
+    const batchMs = run(['--images', path.join(dir, 'images'), '--out', path.join(dir, 'batch')]);
+    mkdirSync(path.join(dir, 'single'));
+    let singlesMs = 0;
+    for (const f of files) singlesMs += run(['--image', path.join(dir, 'images', f), '--out-heatmap', path.join(dir, 'single', `${f}.png`)]);
+    Object.assign(entry, { batchMs: round(batchMs), singlesMs: round(singlesMs), batchOverSingles: round(batchMs / singlesMs, 3) });
+    log(`${BATCH}: batch ${entry.batchMs} ms, 20 single runs ${entry.singlesMs} ms, ratio ${entry.batchOverSingles}`);
+  } catch (e) {
+    entry.error = e.message;
+    log(`${BATCH}: FAILED: ${entry.error}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return entry;
+}
+
+function round(v, digits = 2) {
+  return Math.round(v * 10 ** digits) / 10 ** digits;
+}
+
 const checks = [];
+if (!only || only.has(BATCH)) {
+  const b = benchBatch();
+  results.push(b);
+  if (!b.error) checks.push({ what: 'batchOverSingles batch-20', value: b.batchOverSingles, max: 1, met: b.batchOverSingles < 1 });
+}
 for (const [composite, max] of Object.entries(TARGETS.lrpOverForward)) {
   const r = results.find((x) => x.composite === composite && CONFIGS.find((c) => c.name === x.name)?.target && !x.error);
   if (!r) continue;
