@@ -19,6 +19,8 @@ if (existsSync('src/extension.ts'))
   builds.push({ ...shared, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20' });
 if (existsSync('webview/main.ts'))
   builds.push({ ...shared, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' });
+if (existsSync('webview/folder.ts'))
+  builds.push({ ...shared, entryPoints: ['webview/folder.ts'], outfile: 'dist/folder.js', platform: 'browser', format: 'iife', target: 'es2022' });
 
 await Promise.all(builds.map((b) => esbuild.build(b)));
 chmodSync('dist/cli.js', 0o755);

@@ -7,6 +7,7 @@ import { describeError, UntrustedError } from './host/errors';
 import { disposeLog, logError, logLine } from './host/log';
 import { ModelPicker } from './host/modelPicker';
 import { ExplainPanel, fileExists, notifyError, VIEW_TYPE, type PanelDeps } from './host/panel';
+import { registerFolderCommand } from './host/folderPanel';
 import { Runner } from './host/runner';
 import { IMAGE_EXTENSIONS, isImagePath, SECTION } from './host/settings';
 
@@ -79,6 +80,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   };
 
+  registerFolderCommand(context, deps, safe);
   context.subscriptions.push(
     vscode.commands.registerCommand('lrpLens.explainImage', safe('explainImage', explainImage)),
     vscode.commands.registerCommand(

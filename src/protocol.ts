@@ -317,3 +317,66 @@ export function topK(values: ArrayLike<number>, k: number): number[] {
   idx.sort((a, b) => values[b] - values[a] || a - b);
   return idx.slice(0, Math.max(0, k));
 }
+
+// ---------- the folder grid (src/host/folderPanel.ts <-> webview/folder.ts) ----------
+
+export const FOLDER_PROTOCOL_VERSION = 1;
+
+/** A small RGB image (8 bit, row-major): the photo with its heatmap blended in. */
+export interface WireThumb {
+  width: number;
+  height: number;
+  rgb: ArrayBuffer;
+}
+
+/** The outcome for one image of the folder. */
+export interface FolderItemResult {
+  /** Top-1 class and its softmax probability. */
+  label: string;
+  score: number;
+  /** The explained class (the top-1 class). */
+  target: number;
+  relevanceSum: number;
+  timeMs: number;
+  thumb: WireThumb;
+}
+
+export const FOLDER_RUN_STATES = ['starting', 'running', 'done', 'cancelled', 'error'] as const;
+export type FolderRunState = (typeof FOLDER_RUN_STATES)[number];
+
+export type FolderHostMessage =
+  | { type: 'init'; version: number; folderPath: string; folderName: string; files: string[]; runId: number }
+  | { type: 'status'; runId: number; state: FolderRunState; done: number; failed: number; total: number; message?: string; model?: string }
+  | { type: 'item'; runId: number; index: number; result: FolderItemResult }
+  | { type: 'itemError'; runId: number; index: number; error: PanelError };
+
+export type FolderWebviewMessage =
+  | { type: 'ready' }
+  /** Open the full explain panel of the image at `index` of the init message's `files`. */
+  | { type: 'open'; index: number }
+  | { type: 'cancel' }
+  | { type: 'rerun' };
+
+/** What the folder webview keeps with `setState` for the serializer. */
+export interface FolderPersistedState {
+  folderPath: string;
+}
+
+export function parseFolderWebviewMessage(raw: unknown): FolderWebviewMessage | undefined {
+  if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
+  switch (raw.type) {
+    case 'ready':
+    case 'cancel':
+    case 'rerun':
+      return { type: raw.type };
+    case 'open':
+      return isNonNegInt(raw.index) ? { type: 'open', index: raw.index } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function parseFolderPersistedState(raw: unknown): FolderPersistedState | undefined {
+  if (!isObj(raw) || typeof raw.folderPath !== 'string' || raw.folderPath.length === 0) return undefined;
+  return { folderPath: raw.folderPath };
+}

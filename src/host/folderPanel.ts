@@ -1,0 +1,398 @@
+// Explain All Images in Folder: one webview panel per folder with a grid of thumbnails (photo with
+// its heatmap blended in, top-1 label and score), filled as the results arrive. One engine session
+// (the runner's cache) explains every image; progress is a cancellable notification. Clicking an
+// image opens its full explain panel.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { listImages } from '../engine/batch';
+import {
+  FOLDER_PROTOCOL_VERSION,
+  parseFolderPersistedState,
+  parseFolderWebviewMessage,
+  topK,
+  softmax,
+  type FolderHostMessage,
+  type FolderItemResult,
+  type FolderRunState,
+} from '../protocol';
+import { readSettings, resolvePath } from './config';
+import { CancelledError, describeError, UntrustedError } from './errors';
+import { logError, logLine } from './log';
+import { ExplainPanel, notifyError, type PanelDeps } from './panel';
+import { loadEngine, Runner, type RunRequest } from './runner';
+
+export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
+
+/** Longest side of a grid thumbnail, in pixels. */
+export const THUMB_MAX_SIDE = 192;
+
+type Outcome = { kind: 'item'; result: FolderItemResult } | { kind: 'error'; error: FolderHostMessage & { type: 'itemError' } };
+
+export class FolderPanel implements vscode.Disposable {
+  private static readonly panels = new Map<string, FolderPanel>();
+
+  private readonly disposables: vscode.Disposable[] = [];
+  private files: string[] = [];
+  private outcomes: (Outcome | undefined)[] = [];
+  private status: FolderHostMessage & { type: 'status' } = { type: 'status', runId: 0, state: 'starting', done: 0, failed: 0, total: 0 };
+  private runId = 0;
+  private ready = false;
+  private disposed = false;
+  private cancelRunning: (() => void) | undefined;
+
+  static all(): FolderPanel[] {
+    return [...FolderPanel.panels.values()];
+  }
+
+  /** Opens (or reveals and re-runs) the grid of a folder. */
+  static show(deps: PanelDeps, folderUri: vscode.Uri): FolderPanel {
+    const existing = FolderPanel.panels.get(folderUri.fsPath);
+    if (existing) {
+      existing.panel.reveal(undefined, false);
+      void existing.run();
+      return existing;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      FOLDER_VIEW_TYPE,
+      `Explain: ${path.basename(folderUri.fsPath)}/`,
+      { viewColumn: vscode.ViewColumn.Active, preserveFocus: false },
+      FolderPanel.webviewOptions(deps.extensionUri, folderUri),
+    );
+    return new FolderPanel(deps, panel, folderUri);
+  }
+
+  /** Restores a grid after a window reload (WebviewPanelSerializer): explains the folder again. */
+  static restore(deps: PanelDeps, panel: vscode.WebviewPanel, folderUri: vscode.Uri): FolderPanel {
+    FolderPanel.panels.get(folderUri.fsPath)?.dispose();
+    panel.webview.options = FolderPanel.webviewOptions(deps.extensionUri, folderUri);
+    return new FolderPanel(deps, panel, folderUri);
+  }
+
+  static webviewOptions(extensionUri: vscode.Uri, folderUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+    return {
+      enableScripts: true,
+      enableCommandUris: false,
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media'), folderUri],
+    };
+  }
+
+  private constructor(
+    private readonly deps: PanelDeps,
+    readonly panel: vscode.WebviewPanel,
+    readonly folderUri: vscode.Uri,
+  ) {
+    FolderPanel.panels.set(folderUri.fsPath, this);
+    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'icon.png');
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((raw) => {
+        this.onMessage(raw).catch((err) => logError('folder panel message', err));
+      }),
+    );
+  }
+
+  get folderPath(): string {
+    return this.folderUri.fsPath;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.cancelRunning?.();
+    if (FolderPanel.panels.get(this.folderPath) === this) FolderPanel.panels.delete(this.folderPath);
+    for (const d of this.disposables) d.dispose();
+    this.panel.dispose();
+  }
+
+  private post(msg: FolderHostMessage): void {
+    if (this.disposed) return;
+    this.panel.webview.postMessage(msg).then(undefined, (err) => logError('postMessage', err));
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const nonce = crypto.randomBytes(18).toString('base64');
+    const asUri = (...p: string[]): string => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, ...p)).toString();
+    const csp = [
+      "default-src 'none'",
+      `img-src ${webview.cspSource} data: blob:`,
+      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
+      `font-src ${webview.cspSource}`,
+      `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${asUri('media', 'folder.css')}" nonce="${nonce}">
+<title>LRP Lens</title>
+</head>
+<body>
+<div id="app" data-state="starting"><p class="placeholder">Starting…</p></div>
+<script nonce="${nonce}" src="${asUri('dist', 'folder.js')}"></script>
+</body>
+</html>`;
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const msg = parseFolderWebviewMessage(raw);
+    if (!msg) {
+      logLine(`ignored a malformed message from the folder panel: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    switch (msg.type) {
+      case 'ready':
+        this.ready = true;
+        if (this.status.runId > 0) this.replay();
+        else await this.run();
+        break;
+      case 'open': {
+        const file = this.files[msg.index];
+        if (file !== undefined) ExplainPanel.show(this.deps, vscode.Uri.file(path.join(this.folderPath, file)));
+        break;
+      }
+      case 'cancel':
+        this.cancelRunning?.();
+        break;
+      case 'rerun':
+        await this.run();
+        break;
+    }
+  }
+
+  /** The webview was re-created (hidden and shown again): send what is known so far. */
+  private replay(): void {
+    const runId = this.status.runId;
+    this.post({ type: 'init', version: FOLDER_PROTOCOL_VERSION, folderPath: this.folderPath, folderName: path.basename(this.folderPath), files: this.files, runId });
+    this.outcomes.forEach((o, index) => {
+      if (o?.kind === 'item') this.post({ type: 'item', runId, index, result: o.result });
+      else if (o?.kind === 'error') this.post(o.error);
+    });
+    this.post(this.status);
+  }
+
+  private setStatus(runId: number, state: FolderRunState, extra: { message?: string; model?: string } = {}): void {
+    if (runId !== this.runId) return;
+    const done = this.outcomes.filter((o) => o).length;
+    const failed = this.outcomes.filter((o) => o?.kind === 'error').length;
+    this.status = { type: 'status', runId, state, done, failed, total: this.files.length, model: extra.model ?? this.status.model, ...(extra.message ? { message: extra.message } : {}) };
+    this.post(this.status);
+  }
+
+  /** Explains every image of the folder (again); replaces a running batch. */
+  async run(): Promise<void> {
+    if (!this.ready || this.disposed) return;
+    this.cancelRunning?.();
+    const runId = ++this.runId;
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+    };
+    this.cancelRunning = cancel;
+    const check = (): void => {
+      if (cancelled || runId !== this.runId || this.disposed) throw new CancelledError();
+    };
+    const folderName = path.basename(this.folderPath);
+    this.status = { type: 'status', runId, state: 'starting', done: 0, failed: 0, total: 0 };
+    try {
+      this.files = listImages(this.folderPath);
+    } catch (err) {
+      this.files = [];
+      this.outcomes = [];
+      this.post({ type: 'init', version: FOLDER_PROTOCOL_VERSION, folderPath: this.folderPath, folderName, files: [], runId });
+      this.setStatus(runId, 'error', { message: (err as Error).message });
+      return;
+    }
+    this.outcomes = new Array(this.files.length).fill(undefined);
+    this.post({ type: 'init', version: FOLDER_PROTOCOL_VERSION, folderPath: this.folderPath, folderName, files: this.files, runId });
+    if (!this.files.length) {
+      this.setStatus(runId, 'done', { message: 'No images in this folder (png, jpg, jpeg, webp, gif, tif, tiff, bmp).' });
+      return;
+    }
+    this.setStatus(runId, 'starting', { message: 'Finding the model…' });
+    const t0 = performance.now();
+    try {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${folderName}/`, cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(cancel);
+          if (!vscode.workspace.isTrusted) throw new UntrustedError();
+          const settings = readSettings(this.folderUri);
+          const modelPath = await this.deps.models.resolve(this.folderUri);
+          check();
+          progress.report({ message: `loading ${path.basename(modelPath)}…` });
+          this.setStatus(runId, 'starting', { message: `Loading ${path.basename(modelPath)}…`, model: modelPath });
+          const { image, heatmap, labels: labelsMod } = await loadEngine();
+          const { explainer } = await this.deps.runner.session(modelPath, settings.backend);
+          check();
+          const req: RunRequest = {
+            imagePath: this.folderPath,
+            modelPath,
+            labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.folderUri) : undefined,
+            backend: settings.backend,
+            preprocessing: settings.preprocessing,
+            preprocessingFromSetting: settings.preprocessingFromSetting,
+            rules: settings.rules,
+          };
+          const pre = await Runner.preprocessingFor(req);
+          const info = explainer.input;
+          const width = info.width > 0 ? info.width : pre.size?.width;
+          const height = info.height > 0 ? info.height : pre.size?.height;
+          if (!width || !height)
+            throw new Error(`${modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`);
+          const prep = {
+            width,
+            height,
+            channels: (info.channels === 1 ? 1 : 3) as 1 | 3,
+            layout: info.layout,
+            preset: pre.preset,
+            ...(pre.mean ? { mean: pre.mean } : {}),
+            ...(pre.std ? { std: pre.std } : {}),
+            ...(pre.scale !== undefined ? { scale: pre.scale } : {}),
+            bgr: pre.channelOrder === 'bgr',
+          };
+          const rules = settings.rules.inputBounds ? settings.rules : { ...settings.rules, inputBounds: image.inputBoundsFor(prep) };
+          const labelsFile = Runner.findLabels(modelPath, req.labelsPath);
+          let labels: string[] | undefined;
+          if (labelsFile) {
+            try {
+              labels = labelsMod.parseLabels(await fs.promises.readFile(labelsFile, 'utf8'), labelsFile);
+            } catch (err) {
+              throw new Error(`${labelsFile}: cannot read the labels file: ${(err as Error).message}`);
+            }
+          }
+          const total = this.files.length;
+          this.setStatus(runId, 'running', { model: modelPath });
+          for (let index = 0; index < total; index++) {
+            check();
+            const file = this.files[index];
+            progress.report({ message: `${index + 1}/${total} ${file}`, increment: index === 0 ? 0 : 100 / total });
+            const t = performance.now();
+            try {
+              const { tensor, original } = await image.loadImageTensor(path.join(this.folderPath, file), prep);
+              const e = await explainer.explain(tensor, { rules, layers: false });
+              check();
+              const probs = softmax(e.logits);
+              const [top] = topK(e.logits, 1);
+              const f = Math.min(1, THUMB_MAX_SIDE / Math.max(original.width, original.height));
+              const small = await image.resizeImage(original, Math.max(1, Math.round(original.width * f)), Math.max(1, Math.round(original.height * f)));
+              const rgb = heatmap.blendPixels(small, heatmap.relevanceMap(e.relevance, e.layout), { colormap: settings.colormap });
+              const result: FolderItemResult = {
+                label: labelsMod.labelFor(labels, top),
+                score: probs[top],
+                target: e.target,
+                relevanceSum: e.relevanceSum,
+                timeMs: performance.now() - t,
+                thumb: { width: small.width, height: small.height, rgb: rgb.slice().buffer },
+              };
+              this.outcomes[index] = { kind: 'item', result };
+              this.post({ type: 'item', runId, index, result });
+            } catch (err) {
+              if (err instanceof CancelledError) throw err;
+              const error = describeError(err);
+              logError(`explaining ${file}`, err);
+              const msg: FolderHostMessage & { type: 'itemError' } = { type: 'itemError', runId, index, error };
+              this.outcomes[index] = { kind: 'error', error: msg };
+              this.post(msg);
+            }
+            this.setStatus(runId, 'running');
+          }
+          const failed = this.outcomes.filter((o) => o?.kind === 'error').length;
+          logLine(
+            `explain folder ${this.folderPath} model=${modelPath} backend=${explainer.backendDetail} rules=${rules.composite} ` +
+              `images=${total} failed=${failed} total=${(performance.now() - t0).toFixed(0)}ms`,
+          );
+          this.setStatus(runId, 'done', failed ? { message: `${failed} of ${total} images could not be explained.` } : {});
+          void this.deps.models.refreshStatus(this.folderUri);
+        },
+      );
+    } catch (err) {
+      if (err instanceof CancelledError) {
+        if (runId === this.runId && !this.disposed) {
+          logLine(`cancelled: ${this.folderPath}`);
+          this.setStatus(runId, 'cancelled', { message: 'Cancelled.' });
+        }
+        return;
+      }
+      if (runId !== this.runId || this.disposed) return;
+      const error = describeError(err);
+      logError(`explaining the folder ${this.folderPath}`, err);
+      this.setStatus(runId, 'error', { message: `${error.title}: ${error.message}` });
+      notifyError(error, this.deps.models, this.folderUri, () => this.run());
+    } finally {
+      if (this.cancelRunning === cancel) this.cancelRunning = undefined;
+    }
+  }
+}
+
+/** Registers `lrpLens.explainFolder` and the grid's serializer (restored panels explain the folder again). */
+export function registerFolderCommand(
+  context: vscode.ExtensionContext,
+  deps: PanelDeps,
+  safe: <A extends unknown[]>(name: string, fn: (...args: A) => unknown) => (...args: A) => Promise<void>,
+): void {
+  const explainFolder = async (uri?: vscode.Uri, selected?: vscode.Uri[]): Promise<void> => {
+    let targets = selected?.length ? selected : uri instanceof vscode.Uri ? [uri] : [];
+    if (!targets.length) {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectFiles: false,
+        canSelectFolders: true,
+        canSelectMany: false,
+        openLabel: 'Explain All Images',
+        defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+      });
+      if (!picked?.length) return;
+      targets = picked;
+    }
+    if (!vscode.workspace.isTrusted) {
+      const manage = 'Manage Workspace Trust';
+      const choice = await vscode.window.showWarningMessage(`LRP Lens: ${new UntrustedError().message}`, manage);
+      if (choice === manage) await vscode.commands.executeCommand('workbench.trust.manage');
+      return;
+    }
+    for (const t of targets) {
+      let isDir = false;
+      try {
+        isDir = t.scheme === 'file' && fs.statSync(t.fsPath).isDirectory();
+      } catch {
+        // reported below
+      }
+      if (!isDir) {
+        void vscode.window.showErrorMessage(`LRP Lens: ${t.scheme === 'file' ? t.fsPath : t.toString()} is not a folder on disk.`);
+        continue;
+      }
+      FolderPanel.show(deps, t);
+    }
+  };
+  context.subscriptions.push(
+    vscode.commands.registerCommand('lrpLens.explainFolder', safe('explainFolder', explainFolder)),
+    vscode.window.registerWebviewPanelSerializer(FOLDER_VIEW_TYPE, {
+      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+        try {
+          const s = parseFolderPersistedState(state);
+          logLine(`restoring a folder panel: ${s?.folderPath ?? '(no state)'}`);
+          let isDir = false;
+          try {
+            isDir = !!s && fs.statSync(s.folderPath).isDirectory();
+          } catch {
+            // gone
+          }
+          if (!s || !isDir) {
+            panel.dispose();
+            return;
+          }
+          FolderPanel.restore(deps, panel, vscode.Uri.file(s.folderPath));
+        } catch (err) {
+          logError('restoring a folder panel', err);
+          panel.dispose();
+        }
+      },
+    }),
+    { dispose: () => FolderPanel.all().forEach((p) => p.dispose()) },
+  );
+}

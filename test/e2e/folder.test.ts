@@ -1,0 +1,149 @@
+// End to end: Explain All Images in Folder in a real VS Code. Right-click a folder of three images
+// (one broken), check the grid fills with labels and heatmap thumbnails, that it comes back after a
+// window reload, and that clicking a cell opens the image's full panel.
+//   node --import tsx --test test/e2e/folder.test.ts
+// Same harness as explain.test.ts (setup.sh on first use; LRP_E2E_VSIX to skip packaging).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+import { CodeServer, ensureTools, ensureVsix, explorerCommand, launchBrowser, openWorkbench, screenshot, webviewFor } from './harness';
+
+const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
+const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
+const LABELS = ['circle', 'square', 'triangle', 'cross'];
+
+let server: CodeServer | undefined;
+let browser: Browser | undefined;
+let page: Page;
+let ws: string;
+let scratchRoot: string | undefined;
+
+function makeWorkspace(root: string): void {
+  ws = path.join(root, 'workspace');
+  fs.mkdirSync(path.join(ws, 'model'), { recursive: true });
+  fs.copyFileSync(path.join(VGG, 'model.onnx'), path.join(ws, 'model', 'model.onnx'));
+  fs.writeFileSync(path.join(ws, 'model', 'labels.txt'), LABELS.join('\n') + '\n');
+  const shapes = path.join(ws, 'shapes');
+  fs.mkdirSync(shapes);
+  fs.copyFileSync(path.join(VGG, 'inputs', 'sample0.png'), path.join(shapes, 'a-vgg.png'));
+  fs.copyFileSync(path.join(FIXTURES, 'lrp-reference', 'shapes-resnet', 'inputs', 'sample0.png'), path.join(shapes, 'b-resnet.PNG'));
+  fs.copyFileSync(path.join(FIXTURES, 'images', 'truncated.png'), path.join(shapes, 'c-broken.png'));
+  fs.writeFileSync(path.join(shapes, 'notes.txt'), 'not an image\n');
+  fs.mkdirSync(path.join(ws, '.vscode'));
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'lrpLens.preprocessing': { preset: 'imagenet' } }, null, 2));
+}
+
+/** Waits until the grid has finished (or failed). */
+async function waitDone(view: FrameLocator, timeout = 90_000): Promise<void> {
+  const app = view.locator('#app');
+  await app.waitFor({ state: 'attached', timeout });
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const s = await app.getAttribute('data-state').catch(() => null);
+    if (s === 'done') return;
+    if (s === 'error' || s === 'cancelled') throw new Error(`the grid ended as ${s}: ${await view.locator('#message').innerText().catch(() => '')}`);
+    if (Date.now() > deadline) throw new Error(`grid not done (state ${s})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Distinct colours of each done cell's thumbnail canvas. */
+async function thumbStats(view: FrameLocator): Promise<{ width: number; distinct: number }[]> {
+  return view.locator('.cell[data-state="done"] canvas.thumb').evaluateAll((canvases: HTMLCanvasElement[]) =>
+    canvases.map((c) => {
+      const ctx = c.getContext('2d');
+      if (!ctx) return { width: 0, distinct: 0 };
+      const d = ctx.getImageData(0, 0, c.width, c.height).data;
+      const colours = new Set<number>();
+      for (let i = 0; i < d.length; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      return { width: c.width, distinct: colours.size };
+    }),
+  );
+}
+
+async function checkGrid(view: FrameLocator): Promise<void> {
+  await waitDone(view);
+  const cells = view.locator('.cell');
+  assert.equal(await cells.count(), 3, 'one cell per image (notes.txt is skipped)');
+  assert.deepEqual(await view.locator('.cell .name').allInnerTexts(), ['a-vgg.png', 'b-resnet.PNG', 'c-broken.png']);
+  assert.equal(await view.locator('.cell[data-state="done"]').count(), 2);
+  const labels = (await view.locator('.cell[data-state="done"] .label').allInnerTexts()).map((s) => s.trim());
+  for (const l of labels) assert.ok(LABELS.includes(l), `a class label: '${l}'`);
+  assert.equal(labels[0], 'triangle');
+  for (const s of await view.locator('.cell[data-state="done"] .score').allInnerTexts()) assert.match(s, /^\d+\.\d %$/);
+  const stats = await thumbStats(view);
+  assert.equal(stats.length, 2);
+  for (const s of stats) assert.ok(s.width >= 32 && s.distinct > 30, `the thumbnail is not uniform (${s.width} px, ${s.distinct} colours)`);
+  assert.equal((await view.locator('.cell[data-state="error"] .label').innerText()).trim(), 'Unreadable image');
+  assert.match(await view.locator('#status').innerText(), /3 images explained, 1 failed/);
+}
+
+before(async () => {
+  ensureTools();
+  const vsix = ensureVsix();
+  scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-folder-'));
+  makeWorkspace(scratchRoot);
+  server = new CodeServer({ vsix, workspace: ws });
+  await server.start();
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+  server?.cleanup();
+  if (scratchRoot && !process.env.LRP_E2E_KEEP) fs.rmSync(scratchRoot, { recursive: true, force: true });
+});
+
+test('Explain All Images in Folder fills a grid with labels and heatmap thumbnails', { timeout: 240_000 }, async (t) => {
+  try {
+    await openWorkbench(page, server!.url(ws), 'shapes', 'model.onnx');
+    await explorerCommand(page, 'shapes', 'Explain All Images in Folder');
+    const view = await webviewFor(page, 'shapes/');
+    await checkGrid(view);
+    await page.waitForTimeout(300);
+    await screenshot(page, 'e2e-folder-01-grid');
+  } catch (err) {
+    await screenshot(page, 'e2e-failure-folder').catch(() => undefined);
+    t.diagnostic(server?.outputChannelLog() ?? '');
+    throw err;
+  }
+});
+
+test('the grid is restored after a window reload', { timeout: 120_000 }, async (t) => {
+  try {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill('>Developer: Reload Window');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(1500);
+    const view = await webviewFor(page, 'shapes/');
+    await checkGrid(view);
+  } catch (err) {
+    await screenshot(page, 'e2e-failure-folder-restore').catch(() => undefined);
+    t.diagnostic(server?.outputChannelLog() ?? '');
+    throw err;
+  }
+});
+
+test('clicking a cell opens the full explain panel of that image', { timeout: 120_000 }, async (t) => {
+  try {
+    const grid = await webviewFor(page, 'shapes/');
+    await grid.locator('.cell[data-index="0"]').click();
+    const view = await webviewFor(page, 'a-vgg.png');
+    await view.locator('#top5 .prediction .label').first().waitFor({ state: 'visible', timeout: 90_000 });
+    assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), 'triangle');
+    await page.waitForTimeout(300);
+    await screenshot(page, 'e2e-folder-02-opened');
+  } catch (err) {
+    await screenshot(page, 'e2e-failure-folder-open').catch(() => undefined);
+    t.diagnostic(server?.outputChannelLog() ?? '');
+    throw err;
+  }
+});

@@ -1,0 +1,167 @@
+// The folder grid of LRP Lens (Explain All Images in Folder): one cell per image, filled as the
+// host's results arrive (thumbnail with the heatmap blended in, top-1 label and score). Clicking a
+// cell asks the host to open the image's full panel.
+import {
+  toUint8,
+  type FolderHostMessage,
+  type FolderItemResult,
+  type FolderPersistedState,
+  type FolderWebviewMessage,
+  type PanelError,
+} from '../src/protocol';
+
+interface VsCodeApi {
+  postMessage(msg: unknown): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+
+function send(msg: FolderWebviewMessage): void {
+  vscode.postMessage(msg);
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') el.className = v;
+    else el.setAttribute(k, v);
+  }
+  el.append(...children);
+  return el;
+}
+
+let runId = 0;
+let files: string[] = [];
+
+function app(): HTMLElement {
+  return document.getElementById('app') as HTMLElement;
+}
+
+function cell(index: number): HTMLElement | null {
+  return document.querySelector<HTMLElement>(`.cell[data-index="${index}"]`);
+}
+
+function build(folderName: string): void {
+  const root = app();
+  root.replaceChildren();
+  const cancel = h('button', { id: 'cancel', type: 'button', class: 'secondary' }, 'Cancel');
+  const rerun = h('button', { id: 'rerun', type: 'button', class: 'secondary', hidden: '' }, 'Run again');
+  cancel.addEventListener('click', () => send({ type: 'cancel' }));
+  rerun.addEventListener('click', () => send({ type: 'rerun' }));
+  root.append(
+    h(
+      'header',
+      { class: 'header' },
+      h('div', { class: 'title' }, h('span', { id: 'folder-name' }, `${folderName}/`), h('span', { id: 'model-name', class: 'muted' })),
+      h('div', { class: 'actions' }, h('span', { id: 'status', class: 'muted', role: 'status', 'aria-live': 'polite' }), cancel, rerun),
+    ),
+    h('progress', { id: 'progress', max: '1', value: '0' }),
+    h('p', { id: 'message', class: 'message', hidden: '' }),
+    h('div', { id: 'grid', class: 'grid', role: 'list' }),
+  );
+  const grid = document.getElementById('grid') as HTMLElement;
+  files.forEach((file, index) => {
+    const canvas = h('canvas', { class: 'thumb', width: '1', height: '1', 'aria-hidden': 'true' });
+    const button = h(
+      'button',
+      { class: 'cell', type: 'button', role: 'listitem', 'data-index': String(index), 'data-state': 'pending', title: `${file}: open the full explanation` },
+      h('div', { class: 'thumb-wrap' }, canvas, h('span', { class: 'spinner', 'aria-hidden': 'true' })),
+      h('div', { class: 'name' }, file),
+      h('div', { class: 'label' }, '…'),
+      h('div', { class: 'score muted' }, ''),
+    );
+    button.addEventListener('click', () => send({ type: 'open', index }));
+    grid.append(button);
+  });
+}
+
+function drawThumb(canvas: HTMLCanvasElement, r: FolderItemResult): void {
+  const { width, height } = r.thumb;
+  const rgb = toUint8(r.thumb.rgb);
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  if (!ctx || rgb.length !== width * height * 3) return;
+  const img = ctx.createImageData(width, height);
+  for (let p = 0, q = 0; p < width * height; p++, q += 3) {
+    img.data[p * 4] = rgb[q];
+    img.data[p * 4 + 1] = rgb[q + 1];
+    img.data[p * 4 + 2] = rgb[q + 2];
+    img.data[p * 4 + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function showItem(index: number, r: FolderItemResult): void {
+  const el = cell(index);
+  if (!el) return;
+  drawThumb(el.querySelector('canvas') as HTMLCanvasElement, r);
+  el.dataset.state = 'done';
+  (el.querySelector('.label') as HTMLElement).textContent = r.label;
+  (el.querySelector('.score') as HTMLElement).textContent = `${(r.score * 100).toFixed(1)} %`;
+  el.title = `${files[index]}: ${r.label} (${(r.score * 100).toFixed(1)} %), class ${r.target}, relevance sum ${r.relevanceSum.toPrecision(4)}, ${r.timeMs.toFixed(0)} ms. Click for the full explanation.`;
+}
+
+function showItemError(index: number, error: PanelError): void {
+  const el = cell(index);
+  if (!el) return;
+  el.dataset.state = 'error';
+  (el.querySelector('.label') as HTMLElement).textContent = error.title;
+  (el.querySelector('.score') as HTMLElement).textContent = '';
+  el.title = `${files[index]}: ${error.message}`;
+}
+
+function showStatus(msg: FolderHostMessage & { type: 'status' }): void {
+  const root = app();
+  root.dataset.state = msg.state;
+  const status = document.getElementById('status');
+  const progress = document.getElementById('progress') as HTMLProgressElement | null;
+  const message = document.getElementById('message');
+  if (!status || !progress || !message) return;
+  const failed = msg.failed ? `, ${msg.failed} failed` : '';
+  const what: Record<typeof msg.state, string> = {
+    starting: 'Starting…',
+    running: `Explaining ${msg.done} of ${msg.total}${failed}`,
+    done: `${msg.total} images explained${failed}`,
+    cancelled: `Cancelled after ${msg.done} of ${msg.total}`,
+    error: 'Failed',
+  };
+  status.textContent = what[msg.state];
+  progress.max = Math.max(1, msg.total);
+  progress.value = msg.done;
+  progress.hidden = msg.state === 'done' || msg.state === 'error';
+  message.hidden = !msg.message;
+  message.textContent = msg.message ?? '';
+  message.classList.toggle('error', msg.state === 'error');
+  const model = document.getElementById('model-name');
+  if (model && msg.model) model.textContent = msg.model.split(/[\\/]/).slice(-2).join('/');
+  const running = msg.state === 'running' || msg.state === 'starting';
+  (document.getElementById('cancel') as HTMLElement).hidden = !running;
+  (document.getElementById('rerun') as HTMLElement).hidden = running;
+  if (msg.state === 'cancelled' || msg.state === 'error')
+    document.querySelectorAll<HTMLElement>('.cell[data-state="pending"]').forEach((el) => {
+      el.dataset.state = 'skipped';
+      (el.querySelector('.label') as HTMLElement).textContent = 'not explained';
+    });
+}
+
+window.addEventListener('message', (event: MessageEvent<FolderHostMessage>) => {
+  const msg = event.data;
+  if (!msg || typeof msg !== 'object') return;
+  if (msg.type === 'init') {
+    runId = msg.runId;
+    files = msg.files;
+    vscode.setState({ folderPath: msg.folderPath } satisfies FolderPersistedState);
+    build(msg.folderName);
+    return;
+  }
+  if (msg.runId !== runId) return; // a replaced run
+  if (msg.type === 'item') showItem(msg.index, msg.result);
+  else if (msg.type === 'itemError') showItemError(msg.index, msg.error);
+  else if (msg.type === 'status') showStatus(msg);
+});
+
+send({ type: 'ready' });
