@@ -14,6 +14,8 @@ import { readNpy, writeNpy } from './engine/npy';
 import { explanationSummary, topPredictions } from './engine/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
+import { METHODS_USAGE, MethodUsageError, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
+
 class UsageError extends Error {}
 
 const USAGE = `usage:
@@ -25,7 +27,8 @@ const USAGE = `usage:
       [--backend auto|onnxruntime|tfjs]
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
-  lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]`;
+  lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
+${METHODS_USAGE}`;
 
 const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
 
@@ -120,6 +123,8 @@ const EXPLAIN_OPTIONS = {
   'out-json': { type: 'string' },
   backend: { type: 'string' },
   runs: { type: 'string' },
+  method: { type: 'string' },
+  layer: { type: 'string' },
 } as const;
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
@@ -172,13 +177,29 @@ async function explainCommand(args: string[]): Promise<void> {
     }
     if (rawRules.inputBounds === undefined && (pre || ex.input.channels === 1 || ex.input.channels === 3))
       rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFrom(values, ex));
-    const rules: RulesConfig = parseRulesConfig(rawRules, rulesWhere);
+    let rules: RulesConfig = parseRulesConfig(rawRules, rulesWhere);
+    const method = methodArg(values.method, rules);
+    if (method && typeof method === 'object') rules = method.lrp;
 
     await ex.forward(x); // creates the forward session (counted as loading)
     const loadMs = performance.now() - t0;
     const tf = performance.now();
     await ex.forward(x);
     const forwardMs = performance.now() - tf;
+    if (typeof method === 'string')
+      return await explainWithMethod(ex, x, {
+        method,
+        target,
+        layer: values.layer,
+        labels,
+        original,
+        what: (values.image ?? values.input) as string,
+        outRelevance: values['out-relevance'],
+        outHeatmap: values['out-heatmap'],
+        outJson: values['out-json'],
+        loadMs,
+        forwardMs,
+      });
     const e = await ex.explain(x, { target, rules });
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
@@ -367,6 +388,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (cmd === 'explain') await explainCommand(rest);
     else if (cmd === 'bench') await benchCommand(rest);
+    else if (cmd === 'evaluate') await evaluateCommand(rest);
     else if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 2 : 0;
@@ -377,7 +399,7 @@ export async function main(argv: string[]): Promise<number> {
     const msg = (err && err.message ? err.message : String(e)).split('\n')[0];
     process.stderr.write(`lrp-lens: ${msg}\n`);
     if (process.env.LRP_LENS_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
-    return err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError || err instanceof MethodUsageError ? 2 : 1;
   }
 }
 

@@ -12,6 +12,8 @@ import { LRP_LOGITS, LRP_RELEVANCE, LRP_TARGET, LRP_TARGET_USED, LrpProgram, Sha
 import { importOnnx } from './onnx';
 import { inferShapes } from './shapes';
 import { Explanation, LayerRelevance, ModelInputInfo } from './types';
+import { Attribution, AttributeOptions, attribute } from './methods';
+import { batchedForwardGraph } from './batched-forward';
 
 export interface LoadOptions {
   backend?: BackendChoice;
@@ -52,6 +54,10 @@ interface CacheEntry {
 export class Explainer {
   private readonly programs = new Map<string, Promise<CacheEntry>>();
   private forwardSession: Promise<CompiledGraph> | undefined;
+  /** Engine-built graphs other than LRP programs (gradient programs, batched forwards). */
+  private readonly aux = new Map<string, Promise<CompiledGraph>>();
+  /** Whether the batched forward graph works for this model (undefined: not tried yet). */
+  private batchable: boolean | undefined;
 
   private constructor(
     readonly modelPath: string,
@@ -200,7 +206,87 @@ export class Explainer {
     };
   }
 
+  /** Compile an engine-built graph once per key on this explainer's backend (see methods.ts). */
+  compileCached(key: string, build: () => Graph, what: string): Promise<CompiledGraph> {
+    let p = this.aux.get(key);
+    if (!p) {
+      p = (async () => {
+        const g = build();
+        return this.backend.compile(g).catch((e: unknown) => {
+          throw new ModelError(`${this.modelPath}: ${this.backend.name} could not build ${what}: ${(e as Error).message ?? e}`);
+        });
+      })();
+      p.catch(() => this.aux.delete(key));
+      this.aux.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Attribution under any method: LRP ({lrp: rules}), gradient, gradient-input, gradcam, cam or
+   * random. Returns an [H, W] map and a tensor in the input layout (see methods.ts).
+   */
+  async attribute(x: Tensor, opts: AttributeOptions): Promise<Attribution> {
+    this.checkInput(x);
+    return attribute(this, x, opts, () => this.forward(x));
+  }
+
+  /**
+   * Logits of several inputs (each batch 1, the model's layout), in forward passes of up to
+   * `maxBatch` inputs where the graph allows a larger batch, else one by one.
+   */
+  async forwardBatch(xs: Tensor[], maxBatch = 32): Promise<Float32Array[]> {
+    for (const x of xs) this.checkInput(x);
+    const per = numel(this.input.dims);
+    const B = Math.max(1, Math.min(xs.length, maxBatch, Math.floor(4e6 / per)));
+    if (B > 1 && this.batchable !== false) {
+      try {
+        const out = await this.runBatched(xs, B);
+        if (this.batchable === undefined) {
+          // first use: the batched graph must agree with the batch-1 forward pass
+          const ref = await this.forward(xs[0]);
+          let err = 0;
+          let scale = 1e-6;
+          for (let i = 0; i < ref.length; i++) {
+            err = Math.max(err, Math.abs(ref[i] - out[0][i]));
+            scale = Math.max(scale, Math.abs(ref[i]));
+          }
+          this.batchable = err <= 1e-3 * scale;
+        }
+        if (this.batchable) return out;
+      } catch {
+        this.batchable = false;
+      }
+    }
+    const res: Float32Array[] = [];
+    for (const x of xs) res.push(Float32Array.from(await this.forward(x)));
+    return res;
+  }
+
+  private async runBatched(xs: Tensor[], B: number): Promise<Float32Array[]> {
+    const compiled = await this.compileCached(
+      `forward-batch-${B}`,
+      () => batchedForwardGraph(this.graph, this.shapes, B),
+      `the forward graph with batch ${B}`,
+    );
+    const per = numel(this.input.dims);
+    const outName = this.graph.outputs[0].name;
+    const res: Float32Array[] = [];
+    for (let s = 0; s < xs.length; s += B) {
+      const data = new Float32Array(B * per);
+      for (let i = 0; i < B; i++) data.set(xs[Math.min(s + i, xs.length - 1)].data as Float32Array, i * per);
+      const out = await compiled.run({ [this.input.name]: { dtype: 'float32', dims: [B, ...this.input.dims.slice(1)], data } });
+      const y = out[outName].data as Float32Array;
+      const k = y.length / B;
+      for (let i = 0; i < B && s + i < xs.length; i++) res.push(y.slice(i * k, (i + 1) * k));
+    }
+    return res;
+  }
+
   async dispose(): Promise<void> {
+    const aux = [...this.aux.values()];
+    this.aux.clear();
+    for (const p of aux) await p.then((c) => c.dispose()).catch(() => undefined);
     const entries = [...this.programs.values()];
     this.programs.clear();
     for (const p of entries) await p.then((e) => e.compiled.dispose()).catch(() => undefined);

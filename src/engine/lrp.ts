@@ -93,7 +93,7 @@ const NONNEG_PRESERVING = new Set([
 
 export const LINEAR_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 
-interface Ctx {
+export interface Ctx {
   b: GraphBuilder;
   g: Graph;
   shapes: Shapes;
@@ -109,15 +109,15 @@ interface Ctx {
   consumers: Map<string, Node[]>;
 }
 
-type Handler = (ctx: Ctx, n: Node, R: (string | null)[]) => (string | null)[];
+export type Handler = (ctx: Ctx, n: Node, R: (string | null)[]) => (string | null)[];
 
-function dimsOf(ctx: Ctx, t: string): number[] {
+export function dimsOf(ctx: Ctx, t: string): number[] {
   const s = ctx.shapes.get(t);
   if (!s) throw new ModelError(`${ctx.g.source}: no shape known for tensor '${t}'`);
   return s.dims;
 }
 
-function constOf(ctx: Ctx, n: Node, idx: number, what: string): Tensor {
+export function constOf(ctx: Ctx, n: Node, idx: number, what: string): Tensor {
   const name = n.inputs[idx];
   const t = name ? ctx.g.initializers.get(name) : undefined;
   if (!t)
@@ -192,7 +192,7 @@ function reluGate(ctx: Ctx, t: string): string | null {
 
 // ---------------- linear nodes ----------------
 
-interface LinearOp {
+export interface LinearOp {
   weight: Tensor;
   bias: Float32Array | null;
   /** Shape the bias vector broadcasts with over the node's output. */
@@ -348,7 +348,7 @@ function matmulOp(ctx: Ctx, n: Node): LinearOp {
   };
 }
 
-const LINEAR: Record<string, (ctx: Ctx, n: Node) => LinearOp> = { Conv: convOp, Gemm: gemmOp, MatMul: matmulOp };
+export const LINEAR: Record<string, (ctx: Ctx, n: Node) => LinearOp> = { Conv: convOp, Gemm: gemmOp, MatMul: matmulOp };
 
 /** Constant tensor of the node input's shape from per-channel values (channel axis 1). */
 function channelFill(ctx: Ctx, n: Node, values: number[], what: string): Tensor {
@@ -476,7 +476,7 @@ function linearHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
 
 // ---------------- pooling ----------------
 
-function maxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function maxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   const { b } = ctx;
   if (!R[0]) return [];
   const x = n.inputs[0];
@@ -501,7 +501,7 @@ function maxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null
   return [Rin];
 }
 
-function globalMaxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function globalMaxPoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   const { b } = ctx;
   if (!R[0]) return [];
   const x = n.inputs[0];
@@ -549,7 +549,7 @@ function reduceMeanHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | n
 }
 
 /** Per-output-position divisor of an AveragePool, as ORT computes it. */
-function avgDivisors(geo: WindowGeometry, countIncludePad: boolean): Float32Array {
+export function avgDivisors(geo: WindowGeometry, countIncludePad: boolean): Float32Array {
   const [OH, OW] = geo.outSize;
   const [H, W] = geo.inSize;
   const [pt, pl, pb, pr] = geo.pads;
@@ -606,7 +606,7 @@ function averagePoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | 
 // ---------------- element-wise binary ----------------
 
 /** Sum a relevance tensor down to the shape of a broadcast operand. */
-function unbroadcast(ctx: Ctx, r: string, from: number[], to: number[]): string {
+export function unbroadcast(ctx: Ctx, r: string, from: number[], to: number[]): string {
   if (from.join() === to.join()) return r;
   const { b } = ctx;
   const rank = from.length;
@@ -679,12 +679,12 @@ function mulDivHandler(ctx: Ctx, n: Node, R: (string | null)[], prod: Map<string
 
 // ---------------- structural ----------------
 
-function reshapeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function reshapeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   return [ctx.b.reshape(R[0], dimsOf(ctx, n.inputs[0]))];
 }
 
-function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const rank = dimsOf(ctx, n.inputs[0]).length;
   const perm = attrInts(n, 'perm', undefined) ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
@@ -693,7 +693,7 @@ function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
   return [ctx.b.op('Transpose', [R[0]], { perm: A.ints(inv) })];
 }
 
-function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const outD = dimsOf(ctx, n.outputs[0]);
   let axis = attrInt(n, 'axis', 0);
@@ -703,7 +703,7 @@ function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] 
   return parts.map((p, i) => (ctx.isAct(n.inputs[i]) ? p : null));
 }
 
-function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const mode = n.attrs.mode && n.attrs.mode.type === 'string' ? n.attrs.mode.value : 'constant';
   if (mode !== 'constant')
@@ -725,7 +725,7 @@ function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   return [b.op('Slice', [R[0], b.ints(starts), b.ints(ends), b.ints(axes)])];
 }
 
-function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const inD = dimsOf(ctx, n.inputs[0]);
   const rank = inD.length;
@@ -749,7 +749,7 @@ function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   return [ctx.b.op('Pad', [R[0], ctx.b.ints(pads)])];
 }
 
-function splitBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function splitBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   const present = R.filter((r) => r);
   if (!present.length) return [];
   const { b } = ctx;
@@ -764,11 +764,11 @@ function splitBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   return [b.op('Concat', parts, { axis: A.int(axis) })];
 }
 
-function passHandler(_ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function passHandler(_ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   return R[0] ? [R[0]] : [];
 }
 
-function expandBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+export function expandBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   return [unbroadcast(ctx, R[0], dimsOf(ctx, n.outputs[0]), dimsOf(ctx, n.inputs[0]))];
 }

@@ -1,0 +1,249 @@
+// `lrp-lens explain --method NAME` for the methods beside LRP, and `lrp-lens evaluate`:
+// region perturbation (AOPC) and localisation against an object mask for several methods.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BackendChoice } from './backends/backend';
+import { BACKEND_CHOICES } from './backends';
+import { ConfigError, RulesConfig, parseRulesConfig } from './engine/config';
+import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './engine/evaluate';
+import { Explainer } from './engine/explainer';
+import { ModelError, Tensor } from './engine/graph';
+import { blendHeatmap, heatmapPng } from './engine/heatmap';
+import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
+import { labelFor } from './engine/labels';
+import { Method, parseMethod } from './engine/methods';
+import { readNpy, writeNpy } from './engine/npy';
+import { topPredictions } from './engine/summary';
+
+/** A command-line mistake (exit code 2). */
+export class MethodUsageError extends Error {}
+
+export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE]
+      NAME: lrp (default, with --composite/--rules), an LRP composite name, gradient,
+      gradient-input, gradcam, cam or random
+  lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
+      [--steps K] [--patch P] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
+      [--layer NODE] [--rules FILE.json] [--preset ...] [--mean a,b,c] [--std a,b,c] [--bgr]
+      [--out-json S.json] [--backend ...]`;
+
+/** `--method NAME` of `explain`: undefined for plain LRP (the existing path). */
+export function methodArg(name: string | undefined, rules: RulesConfig): Method | undefined {
+  if (name === undefined) return undefined;
+  try {
+    return parseMethod(name, rules);
+  } catch (e) {
+    throw new MethodUsageError(`--method: ${(e as Error).message}`);
+  }
+}
+
+/** explain with a method beside LRP: writes --out-relevance, --out-heatmap, --out-json and prints one line. */
+export async function explainWithMethod(
+  ex: Explainer,
+  x: Tensor,
+  o: {
+    method: Method;
+    target?: number;
+    layer?: string;
+    labels?: readonly string[];
+    original?: { rgb: Uint8Array; width: number; height: number };
+    what: string;
+    outRelevance?: string;
+    outHeatmap?: string;
+    outJson?: string;
+    loadMs?: number;
+    forwardMs?: number;
+  },
+): Promise<void> {
+  const a = await ex.attribute(x, { method: o.method, target: o.target, layer: o.layer });
+  if (o.outRelevance) writeFileSync(o.outRelevance, writeNpy(a.relevance));
+  if (o.outHeatmap) {
+    const png = o.original ? await blendHeatmap(o.original, a.map, { colormap: 'bwr' }) : await heatmapPng(a.map, { colormap: 'bwr' });
+    writeFileSync(o.outHeatmap, png);
+  }
+  let sum = 0;
+  for (const v of a.map.data) sum += v;
+  if (o.outJson) {
+    const summary = {
+      model: ex.modelPath,
+      backend: ex.backendDetail,
+      method: a.method,
+      ...(a.layer ? { layer: a.layer } : {}),
+      target: a.target,
+      label: labelFor(o.labels, a.target),
+      logit: a.logit,
+      top5: topPredictions(a.logits, o.labels),
+      relevanceSum: sum,
+      timings: { loadMs: o.loadMs, forwardMs: o.forwardMs, methodMs: a.timings.ms },
+    };
+    writeFileSync(o.outJson, JSON.stringify(summary, null, 2) + '\n');
+  }
+  process.stdout.write(
+    `${o.what}: target ${a.target} (${labelFor(o.labels, a.target)}), logit ${a.logit.toFixed(4)}, ` +
+      `${a.method}${a.layer ? ` at ${a.layer}` : ''}, map sum ${sum.toFixed(4)}, ${a.timings.ms.toFixed(1)} ms\n`,
+  );
+}
+
+const EVALUATE_OPTIONS = {
+  model: { type: 'string' },
+  image: { type: 'string' },
+  input: { type: 'string' },
+  target: { type: 'string' },
+  methods: { type: 'string' },
+  steps: { type: 'string' },
+  patch: { type: 'string' },
+  perturbation: { type: 'string' },
+  mask: { type: 'string' },
+  layer: { type: 'string' },
+  rules: { type: 'string' },
+  epsilon: { type: 'string' },
+  gamma: { type: 'string' },
+  preset: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  bgr: { type: 'boolean' },
+  'random-seeds': { type: 'string' },
+  'out-json': { type: 'string' },
+  backend: { type: 'string' },
+} as const;
+
+const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
+const PERTURBATIONS: readonly Perturbation[] = ['patch-mean', 'mean', 'uniform'];
+
+function intArg(flag: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min)
+    throw new MethodUsageError(`--${flag}: expected an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function numbers(flag: string, v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const out = v.split(',').map((s) => Number(s.trim()));
+  if (out.some((n) => !Number.isFinite(n))) throw new MethodUsageError(`--${flag}: expected comma-separated numbers, got '${v}'`);
+  return out;
+}
+
+function readRules(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  if (!existsSync(path)) throw new MethodUsageError(`${path}: rules file not found`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${path}: the rules config must be a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/** `lrp-lens evaluate ...` */
+export async function evaluateCommand(args: string[]): Promise<void> {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (['--target', '--mean', '--std', '--epsilon', '--gamma'].includes(args[i]) && /^-[\d.]/.test(args[i + 1] ?? '')) {
+      joined.push(`${args[i]}=${args[i + 1]}`);
+      i++;
+    } else joined.push(args[i]);
+  }
+  let values: ReturnType<typeof parseArgs<{ options: typeof EVALUATE_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+  try {
+    values = parseArgs({ args: joined, options: EVALUATE_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new MethodUsageError(`evaluate: ${(e as Error).message}`);
+  }
+  if (!values.model) throw new MethodUsageError('evaluate: --model is required');
+  if (!values.image === !values.input) throw new MethodUsageError('evaluate: give exactly one of --image or --input');
+  const target = intArg('target', values.target, 0);
+  const steps = intArg('steps', values.steps, 1);
+  const patch = intArg('patch', values.patch, 1);
+  const seeds = intArg('random-seeds', values['random-seeds'], 1);
+  const perturbation = (values.perturbation ?? 'patch-mean') as Perturbation;
+  if (!PERTURBATIONS.includes(perturbation))
+    throw new MethodUsageError(`--perturbation: unknown '${values.perturbation}' (${PERTURBATIONS.join(', ')})`);
+  const backend = (values.backend ?? 'auto') as BackendChoice;
+  if (!BACKEND_CHOICES.includes(backend)) throw new MethodUsageError(`--backend: unknown backend '${values.backend}' (auto, onnxruntime, tfjs)`);
+  const preset = values.preset as Preset | undefined;
+  if (preset !== undefined && !PRESETS.includes(preset))
+    throw new MethodUsageError(`--preset: unknown preset '${preset}' (imagenet, unit, symmetric, raw)`);
+  if (values.mask && !existsSync(values.mask)) throw new MethodUsageError(`${values.mask}: mask file not found`);
+  const raw = readRules(values.rules);
+  if (values.epsilon !== undefined) raw.epsilon = numbers('epsilon', values.epsilon)?.[0];
+  if (values.gamma !== undefined) raw.gamma = numbers('gamma', values.gamma)?.[0];
+  const where = values.rules ?? 'rules';
+  const methodNames = values.methods ? values.methods.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_METHODS];
+  const probe = parseRulesConfig(raw, where);
+  for (const m of methodNames) methodArgOrThrow(m, probe);
+
+  const ex = await Explainer.load(values.model, { backend });
+  try {
+    const { channels, width, height, layout } = ex.input;
+    const pre = (): PreprocessOptions => {
+      if (channels !== 1 && channels !== 3)
+        throw new MethodUsageError(`${ex.modelPath}: input '${ex.input.name}' has ${channels} channels; images need 1 or 3 (use --input X.npy)`);
+      return {
+        width,
+        height,
+        channels,
+        layout,
+        preset: preset ?? (channels === 1 ? 'unit' : 'imagenet'),
+        mean: numbers('mean', values.mean),
+        std: numbers('std', values.std),
+        bgr: !!values.bgr,
+      };
+    };
+    let x: Tensor;
+    if (values.image) x = (await loadImageTensor(values.image, pre())).tensor;
+    else {
+      if (!existsSync(values.input as string)) throw new MethodUsageError(`${values.input}: input file not found`);
+      x = readNpy(new Uint8Array(readFileSync(values.input as string)), values.input as string);
+    }
+    if (raw.inputBounds === undefined && (channels === 1 || channels === 3)) raw.inputBounds = inputBoundsFor(pre());
+    const rules = parseRulesConfig(raw, where);
+    if (target !== undefined && target >= ex.numClasses)
+      throw new MethodUsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
+    const mask = values.mask ? await loadMask(values.mask, width, height) : undefined;
+    const r = await evaluateMethods(ex, x, {
+      methods: methodNames,
+      rules,
+      target,
+      steps,
+      patch,
+      mask,
+      layer: values.layer,
+      randomSeeds: seeds,
+      perturbation,
+    });
+    const out = { model: values.model, input: values.image ?? values.input, ...r };
+    if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(out, null, 2) + '\n');
+    process.stdout.write(
+      `${values.image ?? values.input}: target ${r.target}, ${r.steps} steps of ${r.patch}x${r.patch} patches (${r.perturbation})\n`,
+    );
+    const w = Math.max(6, ...r.methods.map((m) => m.name.length));
+    process.stdout.write(`  ${'method'.padEnd(w)}  ${'AOPC'.padStart(8)}${mask ? '  localisation' : ''}\n`);
+    for (const m of r.methods) {
+      if (m.error) process.stdout.write(`  ${m.name.padEnd(w)}  ${m.error}\n`);
+      else
+        process.stdout.write(
+          `  ${m.name.padEnd(w)}  ${(m.aopc as number).toFixed(4).padStart(8)}` +
+            (mask ? `  ${m.localisation == null ? '-' : m.localisation.toFixed(2)}` : '') +
+            '\n',
+        );
+    }
+  } catch (e) {
+    if (e instanceof ModelError && /^unknown method/.test(e.message)) throw new MethodUsageError(`--methods: ${e.message}`);
+    throw e;
+  } finally {
+    await ex.dispose();
+  }
+}
+
+function methodArgOrThrow(name: string, rules: RulesConfig): Method {
+  try {
+    return parseMethod(name, rules);
+  } catch (e) {
+    throw new MethodUsageError(`--methods: ${(e as Error).message}`);
+  }
+}
+
+
