@@ -9,18 +9,15 @@
 // linear nodes use the transposed op. The structural handlers are the LRP compiler's (the inverse
 // index map of a structural op is its gradient).
 import { GraphBuilder } from './builder';
+import { nameOutput, nameTargetOutputs, programGraph, selectTarget } from './program';
 import { parseRulesConfig } from './config';
-import { transposedPads, windowGeometry } from './geometry';
-import { A, Graph, ModelError, Node, asFloat32, attrInt, attrInts, consumers, f32, i64, numel, pruneDead, topoSort } from './graph';
+import { Graph, ModelError, Node, asFloat32, attrInt, attrInts, consumers, f32, numel, pruneDead, topoSort } from './graph';
 import {
   Ctx,
   Handler,
   LINEAR,
-  LRP_LOGITS,
-  LRP_TARGET,
-  LRP_TARGET_USED,
   Shapes,
-  avgDivisors,
+  averagePoolTranspose,
   concatBack,
   constOf,
   dimsOf,
@@ -217,29 +214,7 @@ const linearGrad: Handler = (ctx, n, R) => {
   return [lin.transposed(R[0], lin.weight)];
 };
 
-const averagePoolGrad: Handler = (ctx, n, R) => {
-  if (!R[0]) return [];
-  const { b } = ctx;
-  const inD = dimsOf(ctx, n.inputs[0]);
-  const outD = dimsOf(ctx, n.outputs[0]);
-  if (inD.length !== 4) throw new ModelError(`${ctx.g.source}: node '${n.name}' (AveragePool): only 2-D pooling is supported`);
-  const kernel = attrInts(n, 'kernel_shape', undefined);
-  if (!kernel) throw new ModelError(`${ctx.g.source}: node '${n.name}' (AveragePool): kernel_shape missing`);
-  const geo = windowGeometry(n, kernel, inD.slice(2), outD.slice(2));
-  const C = inD[1];
-  const inv = avgDivisors(geo, attrInt(n, 'count_include_pad', 0) === 1);
-  const tp = transposedPads(geo);
-  const ones = f32([C, 1, kernel[0], kernel[1]]);
-  (ones.data as Float32Array).fill(1);
-  return [
-    b.op(
-      'ConvTranspose',
-      [b.mul(R[0], b.constant(f32([1, 1, outD[2], outD[3]], inv), 'avgdiv')), b.constant(ones, 'avgk')],
-      { strides: A.ints(geo.strides), pads: A.ints(tp.pads), output_padding: A.ints(tp.outputPadding), group: A.int(C) },
-      'avgT',
-    ),
-  ];
-};
+const averagePoolGrad: Handler = (ctx, n, R) => (R[0] ? [averagePoolTranspose(ctx, n)(R[0])] : []);
 
 const globalAvgGrad: Handler = (ctx, n, R) => {
   if (!R[0]) return [];
@@ -348,16 +323,7 @@ export const GRADIENT_OPS: ReadonlySet<string> = new Set(Object.keys(HANDLERS));
  * GRAD_INPUT (when requested) and per tap its value and gradient.
  */
 export function compileGradient(model: Graph, shapes: Shapes, opts: GradientCompileOptions = {}): GradientProgram {
-  const g: Graph = {
-    ...model,
-    inputs: model.inputs.map((i) => ({ ...i, shape: [...i.shape] })),
-    outputs: [],
-    nodes: model.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
-    initializers: new Map(model.initializers),
-  };
-  if (g.inputs.length !== 1)
-    throw new ModelError(`${g.source}: the model has ${g.inputs.length} inputs; LRP Lens explains models with one image input`);
-  if (model.outputs.length < 1) throw new ModelError(`${g.source}: the model has no output`);
+  const g = programGraph(model);
   const input = g.inputs[0].name;
   const logits = model.outputs[0].name;
   const order = topoSort(g);
@@ -384,17 +350,9 @@ export function compileGradient(model: Graph, shapes: Shapes, opts: GradientComp
   };
 
   const logitDims = dimsOf(ctx, logits);
-  const C = numel(logitDims.slice(1));
-  const flatLogits = logitDims.length === 2 ? logits : b.reshape(logits, [1, C]);
-  g.inputs.push({ name: LRP_TARGET, dtype: 'int64', shape: [1] });
-  const top = b.op('ArgMax', [flatLogits], { axis: A.int(1), keepdims: A.int(0) });
-  const useTop = b.op('Less', [LRP_TARGET, b.constant(i64([], [0]), 'zero')]);
-  const target = b.op('Where', [useTop, top, LRP_TARGET]);
-  // d logit_target / d logits: one-hot
-  const onehot = b.op('OneHot', [target, b.constant(i64([1], [C]), 'depth'), b.constant(f32([2], [0, 1]), 'onehot')], {
-    axis: A.int(-1),
-  });
-  const G0 = logitDims.length === 2 ? onehot : b.reshape(onehot, logitDims);
+  const sel = selectTarget(b, logits, logitDims);
+  // d logit_target / d logits: the one-hot of the target
+  const G0 = logitDims.length === 2 ? sel.oneHot : b.reshape(sel.oneHot, logitDims);
 
   const contrib = new Map<string, string[]>();
   const push = (t: string, r: string) => {
@@ -426,28 +384,19 @@ export function compileGradient(model: Graph, shapes: Shapes, opts: GradientComp
     });
   }
 
-  const named = (src: string, name: string) =>
-    b.g.nodes.push({ name: `${name}_node`, opType: 'Identity', inputs: [src], outputs: [name], attrs: {} });
-  named(flatLogits, LRP_LOGITS);
-  named(target, LRP_TARGET_USED);
-  g.outputs = [
-    { name: LRP_LOGITS, dtype: 'float32', shape: [1, C] },
-    { name: LRP_TARGET_USED, dtype: 'int64', shape: [1] },
-  ];
-  const prog: GradientProgram = { graph: g, inputName: input, numClasses: C, taps: [] };
+  nameTargetOutputs(b, sel);
+  const prog: GradientProgram = { graph: g, inputName: input, numClasses: sel.numClasses, taps: [] };
   const gradOf = (t: string): string => total(t) ?? b.mul(t, b.scalar(0));
   if (opts.input !== false) {
-    named(gradOf(input), GRAD_INPUT);
-    g.outputs.push({ name: GRAD_INPUT, dtype: 'float32', shape: dimsOf(ctx, input) });
+    nameOutput(b, gradOf(input), GRAD_INPUT, dimsOf(ctx, input));
     prog.inputGradOutput = GRAD_INPUT;
   }
   taps.forEach((t, i) => {
     const valueOutput = `grad_tap_value_${i}`;
     const gradOutput = `grad_tap_grad_${i}`;
-    named(t, valueOutput);
-    named(gradOf(t), gradOutput);
     const d = dimsOf(ctx, t);
-    g.outputs.push({ name: valueOutput, dtype: 'float32', shape: d }, { name: gradOutput, dtype: 'float32', shape: d });
+    nameOutput(b, t, valueOutput, d);
+    nameOutput(b, gradOf(t), gradOutput, d);
     prog.taps.push({ tensor: t, valueOutput, gradOutput });
   });
   // without the input gradient, the backward nodes below the deepest tap are dead

@@ -1,6 +1,7 @@
 // The LRP compiler: turns a canonical model graph into one graph that computes the forward pass
 // and the whole relevance pass (spec sections 2-4) with the gradient trick. Backends only run it.
 import { GraphBuilder } from './builder';
+import { nameOutput, nameTargetOutputs, programGraph, selectTarget } from './program';
 import { RulesConfig } from './config';
 import { WindowGeometry, flippedConvPads, transposedPads, windowGeometry } from './geometry';
 import {
@@ -13,7 +14,6 @@ import {
   attrInt,
   attrInts,
   f32,
-  i64,
   numel,
   topoSort,
   asFloat32,
@@ -44,9 +44,7 @@ export interface LrpProgram {
   numClasses: number;
 }
 
-export const LRP_TARGET = 'lrp_target';
-export const LRP_LOGITS = 'lrp_logits';
-export const LRP_TARGET_USED = 'lrp_target_used';
+export { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED } from './program';
 export const LRP_RELEVANCE = 'lrp_relevance';
 
 const NORM_EPS = 1e-6;
@@ -549,7 +547,7 @@ function reduceMeanHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | n
 }
 
 /** Per-output-position divisor of an AveragePool, as ORT computes it. */
-export function avgDivisors(geo: WindowGeometry, countIncludePad: boolean): Float32Array {
+function avgDivisors(geo: WindowGeometry, countIncludePad: boolean): Float32Array {
   const [OH, OW] = geo.outSize;
   const [H, W] = geo.inSize;
   const [pt, pl, pb, pr] = geo.pads;
@@ -572,8 +570,8 @@ export function avgDivisors(geo: WindowGeometry, countIncludePad: boolean): Floa
   return out;
 }
 
-function averagePoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
-  if (!R[0]) return [];
+/** The gradient (transpose) of an AveragePool: spreads each output over its window / divisor. */
+export function averagePoolTranspose(ctx: Ctx, n: Node): (s: string) => string {
   const { b } = ctx;
   const inD = dimsOf(ctx, n.inputs[0]);
   const outD = dimsOf(ctx, n.outputs[0]);
@@ -586,19 +584,18 @@ function averagePoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | 
   const tp = transposedPads(geo);
   const ones = f32([C, 1, kernel[0], kernel[1]]);
   (ones.data as Float32Array).fill(1);
-  const Rin = normAverage(ctx, n, R[0], (s) =>
+  return (s) =>
     b.op(
       'ConvTranspose',
       [b.mul(s, b.constant(f32([1, 1, outD[2], outD[3]], inv), 'avgdiv')), b.constant(ones, 'avgk')],
-      {
-        strides: A.ints(geo.strides),
-        pads: A.ints(tp.pads),
-        output_padding: A.ints(tp.outputPadding),
-        group: A.int(C),
-      },
+      { strides: A.ints(geo.strides), pads: A.ints(tp.pads), output_padding: A.ints(tp.outputPadding), group: A.int(C) },
       'avgT',
-    ),
-  );
+    );
+}
+
+function averagePoolHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+  if (!R[0]) return [];
+  const Rin = normAverage(ctx, n, R[0], averagePoolTranspose(ctx, n));
   recordLayer(ctx, n, 'norm', [Rin]);
   return [Rin];
 }
@@ -888,16 +885,7 @@ export interface CompileOptions {
  * lrp_logits, lrp_target_used, lrp_relevance plus the per-layer statistics.
  */
 export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts: CompileOptions): LrpProgram {
-  const g: Graph = {
-    ...model,
-    inputs: model.inputs.map((i) => ({ ...i, shape: [...i.shape] })),
-    outputs: [],
-    nodes: model.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
-    initializers: new Map(model.initializers),
-  };
-  if (g.inputs.length !== 1)
-    throw new ModelError(`${g.source}: the model has ${g.inputs.length} inputs; LRP Lens explains models with one image input`);
-  if (model.outputs.length < 1) throw new ModelError(`${g.source}: the model has no output`);
+  const g = programGraph(model);
   const input = g.inputs[0].name;
   const logits = model.outputs[0].name;
   const order = topoSort(g);
@@ -943,16 +931,8 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
 
   // initial relevance at the logits
   const logitDims = dimsOf(ctx, logits);
-  const C = numel(logitDims.slice(1));
-  const flatLogits = logitDims.length === 2 ? logits : b.reshape(logits, [1, C]);
-  g.inputs.push({ name: LRP_TARGET, dtype: 'int64', shape: [1] });
-  const top = b.op('ArgMax', [flatLogits], { axis: A.int(1), keepdims: A.int(0) });
-  const useTop = b.op('Less', [LRP_TARGET, b.constant(i64([], [0]), 'zero')]);
-  const target = b.op('Where', [useTop, top, LRP_TARGET]);
-  const mask = b.op('OneHot', [target, b.constant(i64([1], [C]), 'depth'), b.constant(f32([2], [0, 1]), 'onehot')], {
-    axis: A.int(-1),
-  });
-  const R0flat = cfg.init === 'logit' ? b.mul(flatLogits, mask) : mask;
+  const sel = selectTarget(b, logits, logitDims);
+  const R0flat = cfg.init === 'logit' ? b.mul(sel.flatLogits, sel.oneHot) : sel.oneHot;
   const R0 = logitDims.length === 2 ? R0flat : b.reshape(R0flat, logitDims);
 
   const push = (t: string, r: string, zp: boolean) => {
@@ -986,22 +966,15 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
   const relevance = rIn ? b.sumOf(rIn.map((c) => c.r)) : b.mul(input, b.scalar(0));
 
   // outputs
-  const named = (src: string, name: string) => b.g.nodes.push({ name: `${name}_node`, opType: 'Identity', inputs: [src], outputs: [name], attrs: {} });
-  named(flatLogits, LRP_LOGITS);
-  named(target, LRP_TARGET_USED);
-  named(relevance, LRP_RELEVANCE);
-  g.outputs = [
-    { name: LRP_LOGITS, dtype: 'float32', shape: [1, C] },
-    { name: LRP_TARGET_USED, dtype: 'int64', shape: [1] },
-    { name: LRP_RELEVANCE, dtype: 'float32', shape: dimsOf(ctx, input) },
-  ];
+  nameTargetOutputs(b, sel);
+  nameOutput(b, relevance, LRP_RELEVANCE, dimsOf(ctx, input));
   for (const l of ctx.layers) {
     g.outputs.push({ name: l.sumOutput, dtype: 'float32', shape: [] });
     g.outputs.push({ name: l.posOutput, dtype: 'float32', shape: [] });
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
     if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
   }
-  return { graph: g, inputName: input, layers: ctx.layers, numClasses: C };
+  return { graph: g, inputName: input, layers: ctx.layers, numClasses: sel.numClasses };
 }
 
 /** The inputs that carry data (not shapes, axes or pads) for the non-negativity facts. */
