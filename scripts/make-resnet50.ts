@@ -12,23 +12,13 @@ import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node
 import { dirname, resolve } from 'node:path';
 import { A, Attr, Graph, Node, Tensor, f32 } from '../src/engine/graph';
 import { exportOnnx } from '../src/engine/onnx';
+import { seededRandom } from '../src/engine/random';
 
 export const DEFAULT_OUT = '.cache/bench/resnet50.onnx';
 
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function buildResNet50(seed = 50): Graph {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   let spare: number | null = null;
   const normal = (): number => {
     if (spare !== null) {
@@ -139,7 +129,7 @@ export async function verifyModel(path: string): Promise<{ ms: number; min: numb
   const session = await ort.InferenceSession.create(path);
   try {
     const data = new Float32Array(3 * 224 * 224);
-    const rand = prng(7);
+    const rand = seededRandom(7);
     for (let i = 0; i < data.length; i++) data[i] = rand() * 4 - 2;
     const t0 = performance.now();
     const out = await session.run({ input: new ort.Tensor('float32', data, [1, 3, 224, 224]) });

@@ -3,7 +3,7 @@
 import sharp from 'sharp';
 import type { Layout, Tensor } from './graph';
 import type { RgbImage } from './image';
-import { resizeBilinear } from './image';
+import { resizeBilinear } from './resample';
 
 export type ColormapName = 'bwr' | 'coldnhot' | 'seismic' | 'hot' | 'gray';
 

@@ -9,6 +9,10 @@ import { GRAD_INPUT, GradientProgram, compileGradient } from './gradient';
 import { Graph, ModelError, Node, Tensor, consumers, i64, producers, topoSort } from './graph';
 import { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED, Shapes } from './lrp';
 import { Explanation, ModelInputInfo } from './types';
+import { seededRandom } from './random';
+import { resizeBilinear } from './resample';
+
+export { seededRandom };
 
 export const METHOD_NAMES = ['gradient', 'gradient-input', 'gradcam', 'cam', 'random'] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -207,28 +211,6 @@ export function camLayer(graph: Graph, shapes: Shapes, modelPath: string): Featu
 
 // ---------------- maps ----------------
 
-/** Bilinear resize of one channel, pixel centres aligned (as image.ts resizes images). */
-export function upsampleBilinear(src: ArrayLike<number>, w: number, h: number, outW: number, outH: number): Float32Array {
-  const out = new Float32Array(outW * outH);
-  const sx = w / outW;
-  const sy = h / outH;
-  for (let y = 0; y < outH; y++) {
-    const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), h - 1);
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, h - 1);
-    const wy = fy - y0;
-    for (let x = 0; x < outW; x++) {
-      const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), w - 1);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, w - 1);
-      const wx = fx - x0;
-      const a = src[y0 * w + x0] * (1 - wx) + src[y0 * w + x1] * wx;
-      const c = src[y1 * w + x0] * (1 - wx) + src[y1 * w + x1] * wx;
-      out[y * outW + x] = a * (1 - wy) + c * wy;
-    }
-  }
-  return out;
-}
 
 /** Channel sum of an input-layout tensor as an [H, W] map. */
 export function channelSum(t: Tensor, input: ModelInputInfo): AttributionMap {
@@ -289,17 +271,6 @@ function channelMeans(G: Float32Array, dims: number[], channelAxis: number): Flo
   return m;
 }
 
-/** A deterministic generator (mulberry32) in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------- running ----------------
 
@@ -393,7 +364,7 @@ export async function attribute(host: MethodHost, x: Tensor, opts: AttributeOpti
         const hw = layer.channelAxis === 1 ? dims[2] * dims[3] : dims[1] * dims[2];
         small = weightedChannelSum(Av, dims, layer.channelAxis, (_c, i) => G[i] * hw);
       }
-      const map: AttributionMap = { width: W, height: H, data: upsampleBilinear(small.data, small.width, small.height, W, H) };
+      const map: AttributionMap = { width: W, height: H, data: resizeBilinear(small.data, small.width, small.height, 1, W, H) };
       return done({ map, relevance: spreadMap(map, input), logits: r.logits, target: r.target, logit: r.logits[r.target], layer: layer.node });
     }
     case 'random': {

@@ -47,17 +47,8 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m / Math.max(scale, 1e-30);
 }
 
-/** A deterministic pseudo-random generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
+export { seededRandom as rng } from '../../src/engine/random';
 
 export function randn(dims: number[], r: () => number, scale = 1): Tensor {
   let n = 1;
