@@ -2,21 +2,19 @@
 // region perturbation (AOPC) and localisation against an object mask for several methods.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BackendChoice } from './backends/backend';
-import { BACKEND_CHOICES } from './backends';
-import { ConfigError, RulesConfig, parseRulesConfig } from './engine/config';
+import { RulesConfig, parseRulesConfig } from './engine/config';
 import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './engine/evaluate';
 import { Explainer } from './engine/explainer';
 import { ModelError, Tensor } from './engine/graph';
 import { blendHeatmap, heatmapPng } from './engine/heatmap';
-import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
+import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor } from './engine/labels';
 import { Method, parseMethod } from './engine/methods';
 import { readNpy, writeNpy } from './engine/npy';
 import { topPredictions } from './engine/summary';
+import { UsageError, backendArg, intArg, joinNegativeNumbers, preprocessFrom, rulesFrom } from './cli-args';
 
-/** A command-line mistake (exit code 2). */
-export class MethodUsageError extends Error {}
+export { UsageError };
 
 export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE]
       NAME: lrp (default, with --composite/--rules), an LRP composite name, gradient,
@@ -32,7 +30,7 @@ export function methodArg(name: string | undefined, rules: RulesConfig): Method 
   try {
     return parseMethod(name, rules);
   } catch (e) {
-    throw new MethodUsageError(`--method: ${(e as Error).message}`);
+    throw new UsageError(`--method: ${(e as Error).message}`);
   }
 }
 
@@ -106,70 +104,32 @@ const EVALUATE_OPTIONS = {
   backend: { type: 'string' },
 } as const;
 
-const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
 const PERTURBATIONS: readonly Perturbation[] = ['patch-mean', 'mean', 'uniform'];
 
-function intArg(flag: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < min)
-    throw new MethodUsageError(`--${flag}: expected an integer >= ${min}, got '${v}'`);
-  return n;
-}
 
-function numbers(flag: string, v: string | undefined): number[] | undefined {
-  if (v === undefined) return undefined;
-  const out = v.split(',').map((s) => Number(s.trim()));
-  if (out.some((n) => !Number.isFinite(n))) throw new MethodUsageError(`--${flag}: expected comma-separated numbers, got '${v}'`);
-  return out;
-}
 
-function readRules(path: string | undefined): Record<string, unknown> {
-  if (!path) return {};
-  if (!existsSync(path)) throw new MethodUsageError(`${path}: rules file not found`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${path}: the rules config must be a JSON object`);
-  return raw as Record<string, unknown>;
-}
 
 /** `lrp-lens evaluate ...` */
 export async function evaluateCommand(args: string[]): Promise<void> {
-  const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (['--target', '--mean', '--std', '--epsilon', '--gamma'].includes(args[i]) && /^-[\d.]/.test(args[i + 1] ?? '')) {
-      joined.push(`${args[i]}=${args[i + 1]}`);
-      i++;
-    } else joined.push(args[i]);
-  }
+  const joined = joinNegativeNumbers(args, new Set(['--target', '--mean', '--std', '--epsilon', '--gamma']));
   let values: ReturnType<typeof parseArgs<{ options: typeof EVALUATE_OPTIONS; strict: true; allowPositionals: false }>>['values'];
   try {
     values = parseArgs({ args: joined, options: EVALUATE_OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw new MethodUsageError(`evaluate: ${(e as Error).message}`);
+    throw new UsageError(`evaluate: ${(e as Error).message}`);
   }
-  if (!values.model) throw new MethodUsageError('evaluate: --model is required');
-  if (!values.image === !values.input) throw new MethodUsageError('evaluate: give exactly one of --image or --input');
+  if (!values.model) throw new UsageError('evaluate: --model is required');
+  if (!values.image === !values.input) throw new UsageError('evaluate: give exactly one of --image or --input');
   const target = intArg('target', values.target, 0);
   const steps = intArg('steps', values.steps, 1);
   const patch = intArg('patch', values.patch, 1);
   const seeds = intArg('random-seeds', values['random-seeds'], 1);
   const perturbation = (values.perturbation ?? 'patch-mean') as Perturbation;
   if (!PERTURBATIONS.includes(perturbation))
-    throw new MethodUsageError(`--perturbation: unknown '${values.perturbation}' (${PERTURBATIONS.join(', ')})`);
-  const backend = (values.backend ?? 'auto') as BackendChoice;
-  if (!BACKEND_CHOICES.includes(backend)) throw new MethodUsageError(`--backend: unknown backend '${values.backend}' (auto, onnxruntime, tfjs)`);
-  const preset = values.preset as Preset | undefined;
-  if (preset !== undefined && !PRESETS.includes(preset))
-    throw new MethodUsageError(`--preset: unknown preset '${preset}' (imagenet, unit, symmetric, raw)`);
-  if (values.mask && !existsSync(values.mask)) throw new MethodUsageError(`${values.mask}: mask file not found`);
-  const raw = readRules(values.rules);
-  if (values.epsilon !== undefined) raw.epsilon = numbers('epsilon', values.epsilon)?.[0];
-  if (values.gamma !== undefined) raw.gamma = numbers('gamma', values.gamma)?.[0];
+    throw new UsageError(`--perturbation: unknown '${values.perturbation}' (${PERTURBATIONS.join(', ')})`);
+  const backend = backendArg(values.backend);
+  if (values.mask && !existsSync(values.mask)) throw new UsageError(`${values.mask}: mask file not found`);
+  const raw = rulesFrom(values);
   const where = values.rules ?? 'rules';
   const methodNames = values.methods ? values.methods.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_METHODS];
   const probe = parseRulesConfig(raw, where);
@@ -177,31 +137,18 @@ export async function evaluateCommand(args: string[]): Promise<void> {
 
   const ex = await Explainer.load(values.model, { backend });
   try {
-    const { channels, width, height, layout } = ex.input;
-    const pre = (): PreprocessOptions => {
-      if (channels !== 1 && channels !== 3)
-        throw new MethodUsageError(`${ex.modelPath}: input '${ex.input.name}' has ${channels} channels; images need 1 or 3 (use --input X.npy)`);
-      return {
-        width,
-        height,
-        channels,
-        layout,
-        preset: preset ?? (channels === 1 ? 'unit' : 'imagenet'),
-        mean: numbers('mean', values.mean),
-        std: numbers('std', values.std),
-        bgr: !!values.bgr,
-      };
-    };
+    const { channels, width, height } = ex.input;
+    const pre = (): PreprocessOptions => preprocessFrom(values, ex);
     let x: Tensor;
     if (values.image) x = (await loadImageTensor(values.image, pre())).tensor;
     else {
-      if (!existsSync(values.input as string)) throw new MethodUsageError(`${values.input}: input file not found`);
+      if (!existsSync(values.input as string)) throw new UsageError(`${values.input}: input file not found`);
       x = readNpy(new Uint8Array(readFileSync(values.input as string)), values.input as string);
     }
     if (raw.inputBounds === undefined && (channels === 1 || channels === 3)) raw.inputBounds = inputBoundsFor(pre());
     const rules = parseRulesConfig(raw, where);
     if (target !== undefined && target >= ex.numClasses)
-      throw new MethodUsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
+      throw new UsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
     const mask = values.mask ? await loadMask(values.mask, width, height) : undefined;
     const r = await evaluateMethods(ex, x, {
       methods: methodNames,
@@ -231,7 +178,7 @@ export async function evaluateCommand(args: string[]): Promise<void> {
         );
     }
   } catch (e) {
-    if (e instanceof ModelError && /^unknown method/.test(e.message)) throw new MethodUsageError(`--methods: ${e.message}`);
+    if (e instanceof ModelError && /^unknown method/.test(e.message)) throw new UsageError(`--methods: ${e.message}`);
     throw e;
   } finally {
     await ex.dispose();
@@ -242,7 +189,7 @@ function methodArgOrThrow(name: string, rules: RulesConfig): Method {
   try {
     return parseMethod(name, rules);
   } catch (e) {
-    throw new MethodUsageError(`--methods: ${(e as Error).message}`);
+    throw new UsageError(`--methods: ${(e as Error).message}`);
   }
 }
 

@@ -2,21 +2,26 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join as joinPath, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BackendChoice } from './backends/backend';
-import { BACKEND_CHOICES } from './backends';
-import { ConfigError, RulesConfig, parseRulesConfig } from './engine/config';
+import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './engine/explainer';
 import { Tensor } from './engine/graph';
 import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
-import { PreprocessOptions, Preset, inputBoundsFor, loadImageTensor } from './engine/image';
+import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor, parseLabels } from './engine/labels';
 import { readNpy, writeNpy } from './engine/npy';
 import { explanationSummary, topPredictions } from './engine/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
-import { METHODS_USAGE, MethodUsageError, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
-
-class UsageError extends Error {}
+import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
+import {
+  UsageError,
+  backendArg,
+  joinNegativeNumbers,
+  numberArg,
+  parseSize,
+  preprocessFrom,
+  rulesFrom,
+} from './cli-args';
 
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
@@ -29,76 +34,6 @@ const USAGE = `usage:
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
 ${METHODS_USAGE}`;
-
-const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
-
-function numberList(flag: string, v: string | undefined): number[] | undefined {
-  if (v === undefined) return undefined;
-  const out = v.split(',').map((s) => Number(s.trim()));
-  if (out.some((x) => !Number.isFinite(x))) throw new UsageError(`--${flag}: expected comma-separated numbers, got '${v}'`);
-  return out;
-}
-
-function numberArg(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x) || v.trim() === '') throw new UsageError(`--${flag}: expected a number, got '${v}'`);
-  return x;
-}
-
-function readJsonFile(path: string, what: string): unknown {
-  if (!existsSync(path)) throw new UsageError(`${path}: ${what} file not found`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function backendArg(v: string | undefined): BackendChoice {
-  const b = (v ?? 'auto') as BackendChoice;
-  if (!BACKEND_CHOICES.includes(b)) throw new UsageError(`--backend: unknown backend '${v}' (auto, onnxruntime, tfjs)`);
-  return b;
-}
-
-/** The rules config from --rules plus the single-value flags, validated per the spec. */
-function rulesFrom(values: Record<string, string | boolean | undefined>): Record<string, unknown> {
-  const raw: Record<string, unknown> = values.rules
-    ? ((readJsonFile(values.rules as string, 'rules') ?? {}) as Record<string, unknown>)
-    : {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${values.rules}: the rules config must be a JSON object`);
-  if (values.composite !== undefined) raw.composite = values.composite;
-  if (values.epsilon !== undefined) raw.epsilon = numberArg('epsilon', values.epsilon as string);
-  if (values.gamma !== undefined) raw.gamma = numberArg('gamma', values.gamma as string);
-  if (values.init !== undefined) raw.init = values.init;
-  return raw;
-}
-
-function preprocessFrom(values: Record<string, string | boolean | undefined>, ex: Explainer): PreprocessOptions {
-  const preset = values.preset as Preset | undefined;
-  if (preset !== undefined && !PRESETS.includes(preset))
-    throw new UsageError(`--preset: unknown preset '${preset}' (imagenet, unit, symmetric, raw)`);
-  const { channels, width, height, layout } = ex.input;
-  if (channels !== 1 && channels !== 3)
-    throw new UsageError(`${ex.modelPath}: input '${ex.input.name}' has ${channels} channels; images need 1 or 3 (use --input X.npy)`);
-  return {
-    width,
-    height,
-    channels,
-    layout,
-    preset: preset ?? (channels === 1 ? 'unit' : 'imagenet'),
-    mean: numberList('mean', values.mean as string | undefined),
-    std: numberList('std', values.std as string | undefined),
-    bgr: !!values.bgr,
-  };
-}
-
-function parseSize(v: string | undefined): [number, number] | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
-  if (!m) throw new UsageError(`--size: expected WxH, e.g. 224x224, got '${v}'`);
-  return [Number(m[1]), Number(m[2])];
-}
 
 const EXPLAIN_OPTIONS = {
   model: { type: 'string' },
@@ -129,16 +64,8 @@ const EXPLAIN_OPTIONS = {
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
 
-/** parseArgs takes '-1' after a flag for an option; join negative numbers to their flag first. */
 function parseOptions(args: string[]) {
-  const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (NUMERIC_FLAGS.has(args[i]) && i + 1 < args.length && /^-[\d.]/.test(args[i + 1])) {
-      joined.push(`${args[i]}=${args[i + 1]}`);
-      i++;
-    } else joined.push(args[i]);
-  }
-  return parseArgs({ args: joined, options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
+  return parseArgs({ args: joinNegativeNumbers(args, NUMERIC_FLAGS), options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
 }
 
 async function explainCommand(args: string[]): Promise<void> {
@@ -399,7 +326,7 @@ export async function main(argv: string[]): Promise<number> {
     const msg = (err && err.message ? err.message : String(e)).split('\n')[0];
     process.stderr.write(`lrp-lens: ${msg}\n`);
     if (process.env.LRP_LENS_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
-    return err instanceof UsageError || err instanceof MethodUsageError ? 2 : 1;
+    return err instanceof UsageError ? 2 : 1;
   }
 }
 
