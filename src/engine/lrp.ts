@@ -676,12 +676,12 @@ function mulDivHandler(ctx: Ctx, n: Node, R: (string | null)[], prod: Map<string
 
 // ---------------- structural ----------------
 
-export function reshapeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function reshapeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   return [ctx.b.reshape(R[0], dimsOf(ctx, n.inputs[0]))];
 }
 
-export function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const rank = dimsOf(ctx, n.inputs[0]).length;
   const perm = attrInts(n, 'perm', undefined) ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
@@ -690,7 +690,7 @@ export function transposeBack(ctx: Ctx, n: Node, R: (string | null)[]): (string 
   return [ctx.b.op('Transpose', [R[0]], { perm: A.ints(inv) })];
 }
 
-export function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const outD = dimsOf(ctx, n.outputs[0]);
   let axis = attrInt(n, 'axis', 0);
@@ -700,7 +700,7 @@ export function concatBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | n
   return parts.map((p, i) => (ctx.isAct(n.inputs[i]) ? p : null));
 }
 
-export function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const mode = n.attrs.mode && n.attrs.mode.type === 'string' ? n.attrs.mode.value : 'constant';
   if (mode !== 'constant')
@@ -722,7 +722,7 @@ export function padBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null
   return [b.op('Slice', [R[0], b.ints(starts), b.ints(ends), b.ints(axes)])];
 }
 
-export function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const inD = dimsOf(ctx, n.inputs[0]);
   const rank = inD.length;
@@ -746,7 +746,7 @@ export function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | nu
   return [ctx.b.op('Pad', [R[0], ctx.b.ints(pads)])];
 }
 
-export function splitBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function splitBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   const present = R.filter((r) => r);
   if (!present.length) return [];
   const { b } = ctx;
@@ -765,7 +765,7 @@ export function passHandler(_ctx: Ctx, n: Node, R: (string | null)[]): (string |
   return R[0] ? [R[0]] : [];
 }
 
-export function expandBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+function expandBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   return [unbroadcast(ctx, R[0], dimsOf(ctx, n.outputs[0]), dimsOf(ctx, n.inputs[0]))];
 }
@@ -841,6 +841,20 @@ function zeroRule(ctx: Ctx, n: Node): ZeroRule {
   return typeof r === 'function' ? r(ctx, n) : r;
 }
 
+/** Structural ops route relevance back by their inverse index map, which is also their gradient. */
+export const STRUCTURAL_HANDLERS: Record<string, Handler> = {
+  Flatten: reshapeBack,
+  Reshape: reshapeBack,
+  Squeeze: reshapeBack,
+  Unsqueeze: reshapeBack,
+  Transpose: transposeBack,
+  Concat: concatBack,
+  Pad: padBack,
+  Slice: sliceBack,
+  Split: splitBack,
+  Expand: expandBack,
+};
+
 function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
   const h: Record<string, Handler> = {
     Conv: linearHandler,
@@ -855,16 +869,7 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
     Sub: addSubHandler,
     Mul: (c, n, R) => mulDivHandler(c, n, R, prod),
     Div: (c, n, R) => mulDivHandler(c, n, R, prod),
-    Flatten: reshapeBack,
-    Reshape: reshapeBack,
-    Squeeze: reshapeBack,
-    Unsqueeze: reshapeBack,
-    Transpose: transposeBack,
-    Concat: concatBack,
-    Pad: padBack,
-    Slice: sliceBack,
-    Split: splitBack,
-    Expand: expandBack,
+    ...STRUCTURAL_HANDLERS,
   };
   for (const op of PASS_OPS) h[op] = passHandler;
   return h;
