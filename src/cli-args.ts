@@ -3,7 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { BackendChoice } from './backends/backend';
 import { BACKEND_CHOICES } from './backends';
 import { ConfigError } from './engine/config';
-import type { Explainer } from './engine/explainer';
+import type { Explainer, LoadOptions } from './engine/explainer';
+import type { Tensor } from './engine/graph';
+import { readNpy } from './engine/npy';
 import { PreprocessOptions, Preset } from './engine/image';
 
 /** A command-line mistake (exit code 2). */
@@ -99,4 +101,20 @@ export function parseSize(v: string | undefined): [number, number] | undefined {
   const m = /^(\d+)x(\d+)$/i.exec(v.trim());
   if (!m) throw new UsageError(`--size: expected WxH, e.g. 224x224, got '${v}'`);
   return [Number(m[1]), Number(m[2])];
+}
+
+/** Read the --input .npy (before the model loads: its shape fixes a model's open dimensions). */
+export function readInputNpy(path: string): Tensor {
+  if (!existsSync(path)) throw new UsageError(`${path}: input file not found`);
+  return readNpy(new Uint8Array(readFileSync(path)), path);
+}
+
+/** How to load the model: backend, and the sizes for a model whose input leaves them open. */
+export function loadOptionsFrom(values: Values, input?: Tensor): LoadOptions {
+  const size = parseSize(values.size as string | undefined);
+  return {
+    backend: backendArg(values.backend as string | undefined),
+    ...(input ? { inputDims: input.dims } : {}),
+    ...(size ? { inputSize: { width: size[0], height: size[1] } } : {}),
+  };
 }

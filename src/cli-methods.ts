@@ -1,6 +1,6 @@
 // `lrp-lens explain --method NAME` for the methods beside LRP, and `lrp-lens evaluate`:
 // region perturbation (AOPC) and localisation against an object mask for several methods.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './engine/evaluate';
@@ -10,9 +10,9 @@ import { blendHeatmap, heatmapPng } from './engine/heatmap';
 import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor } from './engine/labels';
 import { Method, parseMethod } from './engine/methods';
-import { readNpy, writeNpy } from './engine/npy';
+import { writeNpy } from './engine/npy';
 import { topPredictions } from './engine/summary';
-import { UsageError, backendArg, intArg, joinNegativeNumbers, preprocessFrom, rulesFrom } from './cli-args';
+import { UsageError, backendArg, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, readInputNpy, rulesFrom } from './cli-args';
 
 export { UsageError };
 
@@ -21,7 +21,7 @@ export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE
       gradient-input, gradcam, cam or random
   lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
       [--steps K] [--patch P] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
-      [--layer NODE] [--rules FILE.json] [--preset ...] [--mean a,b,c] [--std a,b,c] [--bgr]
+      [--layer NODE] [--rules FILE.json] [--size WxH] [--preset ...] [--mean a,b,c] [--std a,b,c] [--bgr]
       [--out-json S.json] [--backend ...]`;
 
 /** `--method NAME` of `explain`: undefined for plain LRP (the existing path). */
@@ -96,6 +96,7 @@ const EVALUATE_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   preset: { type: 'string' },
+  size: { type: 'string' },
   mean: { type: 'string' },
   std: { type: 'string' },
   bgr: { type: 'boolean' },
@@ -135,16 +136,12 @@ export async function evaluateCommand(args: string[]): Promise<void> {
   const probe = parseRulesConfig(raw, where);
   for (const m of methodNames) methodArgOrThrow(m, probe);
 
-  const ex = await Explainer.load(values.model, { backend });
+  const npyInput = values.input ? readInputNpy(values.input) : undefined;
+  const ex = await Explainer.load(values.model, { ...loadOptionsFrom(values, npyInput), backend });
   try {
     const { channels, width, height } = ex.input;
     const pre = (): PreprocessOptions => preprocessFrom(values, ex);
-    let x: Tensor;
-    if (values.image) x = (await loadImageTensor(values.image, pre())).tensor;
-    else {
-      if (!existsSync(values.input as string)) throw new UsageError(`${values.input}: input file not found`);
-      x = readNpy(new Uint8Array(readFileSync(values.input as string)), values.input as string);
-    }
+    const x: Tensor = npyInput ?? (await loadImageTensor(values.image as string, pre())).tensor;
     if (raw.inputBounds === undefined && (channels === 1 || channels === 3)) raw.inputBounds = inputBoundsFor(pre());
     const rules = parseRulesConfig(raw, where);
     if (target !== undefined && target >= ex.numClasses)

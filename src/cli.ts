@@ -8,14 +8,15 @@ import { Tensor } from './engine/graph';
 import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
 import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
 import { labelFor, parseLabels } from './engine/labels';
-import { readNpy, writeNpy } from './engine/npy';
+import { writeNpy } from './engine/npy';
 import { explanationSummary, topPredictions } from './engine/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
   UsageError,
-  backendArg,
+  loadOptionsFrom,
+  readInputNpy,
   joinNegativeNumbers,
   numberArg,
   parseSize,
@@ -82,8 +83,9 @@ async function explainCommand(args: string[]): Promise<void> {
   const size = parseSize(values.size);
   const labels = values.labels ? loadLabels(values.labels) : undefined;
 
+  const npyInput = values.input ? readInputNpy(values.input) : undefined;
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(
@@ -98,8 +100,7 @@ async function explainCommand(args: string[]): Promise<void> {
       x = r.tensor;
       original = r.original;
     } else {
-      if (!existsSync(values.input as string)) throw new UsageError(`${values.input}: input file not found`);
-      x = readNpy(new Uint8Array(readFileSync(values.input as string)), values.input as string);
+      x = npyInput as Tensor;
       if (values.preset || values.mean || values.std) pre = preprocessFrom(values, ex);
     }
     if (rawRules.inputBounds === undefined && (pre || ex.input.channels === 1 || ex.input.channels === 3))
@@ -184,7 +185,7 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
   mkdirSync(outDir, { recursive: true });
 
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(`--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`);
@@ -248,10 +249,11 @@ async function benchCommand(args: string[]): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs: expected a positive integer, got '${values.runs}'`);
   const raw = rulesFrom(values);
   if (raw.composite === undefined) raw.composite = 'epsilon-plus-flat';
-  const ex = await Explainer.load(values.model, { backend: backendArg(values.backend) });
+  const npyInput = values.input ? readInputNpy(values.input) : undefined;
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput));
   try {
     let x: Tensor;
-    if (values.input) x = readNpy(new Uint8Array(readFileSync(values.input)), values.input);
+    if (npyInput) x = npyInput;
     else {
       const data = new Float32Array(ex.input.dims.reduce((a, b) => a * b, 1));
       let seed = 12345;

@@ -37,18 +37,27 @@ const removeNoOps: Pass = (g) => {
   }
 };
 
-/** A final Softmax/LogSoftmax is removed: explanations start from the logits. */
+/**
+ * A final Softmax/LogSoftmax is removed: explanations start from the logits. It may sit behind
+ * shape-only nodes (old exporters wrap a softmax over a non-last axis in Flatten ... Reshape).
+ */
+const SHAPE_ONLY = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
 const removeFinalSoftmax: Pass = (g) => {
-  const prod = producers(g);
   for (const out of g.outputs) {
-    let p = prod.get(out.name);
-    while (p && (p.opType === 'Softmax' || p.opType === 'LogSoftmax')) {
-      const inner = p.inputs[0];
-      const others = (consumers(g).get(out.name) ?? []).length;
-      if (others) break;
-      g.nodes = g.nodes.filter((m) => m !== p);
-      out.name = inner;
-      p = prod.get(inner);
+    for (;;) {
+      const prod = producers(g);
+      const cons = consumers(g);
+      let t = out.name;
+      let p = prod.get(t);
+      while (p && SHAPE_ONLY.has(p.opType) && (cons.get(p.inputs[0]) ?? []).length === 1) {
+        t = p.inputs[0];
+        p = prod.get(t);
+      }
+      if (!p || (p.opType !== 'Softmax' && p.opType !== 'LogSoftmax')) break;
+      if ((cons.get(t) ?? []).length > (t === out.name ? 0 : 1)) break; // the probabilities feed something else
+      const softmax = p;
+      g.nodes = g.nodes.filter((m) => m !== softmax);
+      renameUses(g, softmax.outputs[0], softmax.inputs[0]);
     }
   }
 };

@@ -17,6 +17,36 @@ import { batchedForwardGraph } from './batched-forward';
 
 export interface LoadOptions {
   backend?: BackendChoice;
+  /** Concrete input shape (batch 1) for a model whose input has symbolic dimensions. */
+  inputDims?: number[];
+  /** Input width and height for a model whose spatial dimensions are symbolic. */
+  inputSize?: { width: number; height: number };
+}
+
+/** Fix the symbolic dimensions of the (image) input: batch 1, the rest from the options. */
+function fixInputDims(graph: Graph, modelPath: string, opts: LoadOptions): void {
+  const inp = graph.inputs[0];
+  if (!inp) return;
+  const rank = inp.shape.length;
+  const spatial = rank === 4 ? (graph.layout === 'NCHW' ? { h: 2, w: 3 } : { h: 1, w: 2 }) : undefined;
+  inp.shape = inp.shape.map((d, i) => {
+    const given = opts.inputDims?.[i];
+    if (typeof d === 'number') {
+      if (given !== undefined && i > 0 && given !== d)
+        throw new ModelError(
+          `${modelPath}: input shape [${opts.inputDims?.join(', ')}] does not match the model's input '${inp.name}' [${inp.shape.join(', ')}]`,
+        );
+      return d;
+    }
+    if (i === 0) return 1; // explanations run with batch 1
+    if (given !== undefined) return given;
+    if (spatial && opts.inputSize && i === spatial.h) return opts.inputSize.height;
+    if (spatial && opts.inputSize && i === spatial.w) return opts.inputSize.width;
+    const what = spatial && (i === spatial.h || i === spatial.w) ? 'its height and width' : `axis ${i}`;
+    throw new ModelError(
+      `${modelPath}: input '${inp.name}' leaves ${what} open ('${d}'); give the input size (--size WxH, or an --input .npy of the shape wanted; in VS Code the lrpLens.preprocessing size)`,
+    );
+  });
 }
 
 export interface ExplainOptions {
@@ -78,8 +108,8 @@ export class Explainer {
 
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Explainer> {
     const graph = await loadGraph(modelPath);
-    // explanations run with batch 1: fix a symbolic batch axis so shape arithmetic folds away
-    for (const i of graph.inputs) if (typeof i.shape[0] === 'string') i.shape[0] = 1;
+    // explanations run with batch 1 and concrete sizes: fix symbolic axes so shape arithmetic folds away
+    if (graph.inputs.length === 1) fixInputDims(graph, modelPath, opts);
     let shapes = inferShapes(graph, 1);
     canonize(graph, (t) => shapes.get(t)?.dims);
     shapes = inferShapes(graph, 1);

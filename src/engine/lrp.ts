@@ -635,20 +635,40 @@ function addSubHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
   return n.inputs.map((inp, i) => (acts[i] ? unbroadcast(ctx, R[0] as string, outD, dimsOf(ctx, inp)) : null));
 }
 
-/** Is this tensor computed through a Sigmoid/HardSigmoid (a gate), looking through structural ops? */
-function isGate(ctx: Ctx, t: string, prod: Map<string, Node>): boolean {
-  const seen = new Set<string>();
+const GATE_TRANSPARENT = new Set(['Reshape', 'Flatten', 'Unsqueeze', 'Squeeze', 'Identity', 'Expand', 'Transpose', 'Cast']);
+const AFFINE = new Set(['Add', 'Sub', 'Mul', 'Div']);
+
+/**
+ * How a Mul operand looks as a gate, looking through structural ops and affine ops with a constant:
+ * 2 when computed through Sigmoid/HardSigmoid, 1 through a Clip (a hard sigmoid written out, as in
+ * x * clip(x + 3, 0, 6) / 6), 0 otherwise; and the tensors passed on the way.
+ */
+function gateTrace(ctx: Ctx, t: string, prod: Map<string, Node>): { score: number; path: Set<string> } {
+  const path = new Set<string>();
   let cur: string | undefined = t;
-  while (cur && !seen.has(cur)) {
-    seen.add(cur);
+  while (cur && !path.has(cur)) {
+    path.add(cur);
     const p = prod.get(cur);
-    if (!p) return false;
-    if (p.opType === 'Sigmoid' || p.opType === 'HardSigmoid') return true;
-    if (!['Reshape', 'Flatten', 'Unsqueeze', 'Squeeze', 'Identity', 'Expand', 'Transpose', 'Cast'].includes(p.opType))
-      return false;
-    cur = p.inputs[0];
+    if (!p) break;
+    if (p.opType === 'Sigmoid' || p.opType === 'HardSigmoid') return { score: 2, path };
+    if (p.opType === 'Clip') return { score: 1, path: new Set([...path, p.inputs[0]]) };
+    const affine = AFFINE.has(p.opType) && p.inputs.filter((i) => ctx.isAct(i)).length === 1;
+    if (!GATE_TRANSPARENT.has(p.opType) && !affine) break;
+    cur = p.inputs.find((i) => ctx.isAct(i));
   }
-  return false;
+  return { score: 0, path };
+}
+
+/** Which operand of a product of two activations is the signal (the other one is the gate). */
+function signalOperand(ctx: Ctx, n: Node, prod: Map<string, Node>): number {
+  const [a, b] = n.inputs.map((i) => gateTrace(ctx, i, prod));
+  if (a.score !== b.score) return a.score > b.score ? 1 : 0;
+  // both bounded the same way: the gate is the one computed from the other (x * clip(x + 3))
+  if (a.score > 0 && a.path.has(n.inputs[1])) return 1;
+  if (b.score > 0 && b.path.has(n.inputs[0])) return 0;
+  throw new ModelError(
+    `${ctx.g.source}: node '${n.name}' (Mul): a product of two activations is supported only as a gate (one operand computed through Sigmoid, HardSigmoid or Clip)`,
+  );
 }
 
 function mulDivHandler(ctx: Ctx, n: Node, R: (string | null)[], prod: Map<string, Node>): (string | null)[] {
@@ -658,14 +678,7 @@ function mulDivHandler(ctx: Ctx, n: Node, R: (string | null)[], prod: Map<string
   if (acts[0] && acts[1]) {
     if (n.opType === 'Div')
       throw new ModelError(`${ctx.g.source}: node '${n.name}' (Div): division of two activations is not supported`);
-    const gate = n.inputs.map((i) => isGate(ctx, i, prod));
-    let signal: number;
-    if (gate[0] && !gate[1]) signal = 1;
-    else if (gate[1] && !gate[0]) signal = 0;
-    else
-      throw new ModelError(
-        `${ctx.g.source}: node '${n.name}' (Mul): a product of two activations is supported only as a gate (one operand computed through Sigmoid/HardSigmoid)`,
-      );
+    const signal = signalOperand(ctx, n, prod);
     const Rin = unbroadcast(ctx, R[0], outD, dimsOf(ctx, n.inputs[signal]));
     recordLayer(ctx, n, 'gate', [Rin]);
     return n.inputs.map((_, i) => (i === signal ? Rin : null));
