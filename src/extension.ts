@@ -11,6 +11,9 @@ import { registerFolderCommand } from './host/folderPanel';
 import { Runner } from './host/runner';
 import { IMAGE_EXTENSIONS, isImagePath, SECTION } from './host/settings';
 
+/** The settings that change an explanation (all but `lrpLens.compare`). */
+const OTHER_KEYS = ['modelPath', 'labelsPath', 'preprocessing', 'rules', 'backend', 'colormap'];
+
 let runner: Runner | undefined;
 
 /** Wraps a command so that no error escapes to the extension host. */
@@ -104,7 +107,7 @@ export function activate(context: vscode.ExtensionContext): void {
             panel.dispose();
             return;
           }
-          ExplainPanel.restore(deps, panel, vscode.Uri.file(s.imagePath), s.view, s.rules);
+          ExplainPanel.restore(deps, panel, vscode.Uri.file(s.imagePath), s.view, s.rules, s.method);
         } catch (err) {
           logError('restoring a panel', err);
           panel.dispose();
@@ -115,7 +118,12 @@ export function activate(context: vscode.ExtensionContext): void {
       try {
         if (!e.affectsConfiguration(SECTION)) return;
         void models.refreshStatus();
-        for (const p of ExplainPanel.all()) if (e.affectsConfiguration(SECTION, p.imageUri)) p.onSettingsChanged();
+        for (const p of ExplainPanel.all()) {
+          if (!e.affectsConfiguration(SECTION, p.imageUri)) continue;
+          // Adding or removing a grid entry writes lrpLens.compare: no new explanation for that.
+          const others = OTHER_KEYS.some((k) => e.affectsConfiguration(`${SECTION}.${k}`, p.imageUri));
+          p.onSettingsChanged(!others);
+        }
       } catch (err) {
         logError('settings change', err);
       }

@@ -21,6 +21,39 @@ export type SignMode = (typeof SIGN_MODES)[number];
 export const EXPORT_KINDS = ['png', 'npy', 'json'] as const;
 export type ExportKind = (typeof EXPORT_KINDS)[number];
 
+/** Attribution methods beside LRP (the engine's METHOD_NAMES, checked by a unit test). */
+export const ATTRIBUTION_METHODS = ['gradient', 'gradient-input', 'gradcam', 'cam', 'random'] as const;
+export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];
+
+/** What the main view explains with: LRP (under the panel's composite) or another method. */
+export const MAIN_METHODS = ['lrp', ...ATTRIBUTION_METHODS] as const;
+export type MainMethod = (typeof MAIN_METHODS)[number];
+
+/** An entry of the compare grid: an LRP composite or a method beside LRP. */
+export const COMPARE_METHODS = [...COMPOSITES, ...ATTRIBUTION_METHODS] as const;
+export type CompareMethod = (typeof COMPARE_METHODS)[number];
+
+/** The default of the `lrpLens.compare` setting. */
+export const DEFAULT_COMPARE: readonly CompareMethod[] = [
+  'epsilon',
+  'epsilon-plus-flat',
+  'epsilon-gamma-box',
+  'alpha1-beta0',
+  'epsilon-alpha2-beta1-flat',
+  'gradcam',
+  'gradient-input',
+];
+
+/** Compare grid normalisation: each map by its own max |v|, or one max |v| over all cells. */
+export const COMPARE_NORMS = ['own', 'shared'] as const;
+export type CompareNorm = (typeof COMPARE_NORMS)[number];
+
+export const PANEL_TABS = ['explain', 'compare'] as const;
+export type PanelTab = (typeof PANEL_TABS)[number];
+
+/** At most this many grid entries (one message, one setting). */
+export const MAX_COMPARE = 24;
+
 export const ERROR_ACTIONS = ['selectModel', 'openSettings', 'showOutput', 'retry'] as const;
 export type ErrorAction = (typeof ERROR_ACTIONS)[number];
 
@@ -84,6 +117,8 @@ export interface ResultPayload {
   relevanceSum: number;
   predictions: Prediction[];
   rules: RuleChoice;
+  /** 'lrp' (under `rules`) or the method beside LRP that made the map. */
+  method: MainMethod;
   /** Channel-summed input relevance at the model's input resolution. */
   relevance: WireMap;
   layers: WireLayer[];
@@ -110,6 +145,51 @@ export interface PersistedState {
   view?: Partial<ViewOptions>;
   /** Rule parameters chosen in the panel (not the setting's). */
   rules?: Partial<RuleChoice>;
+  /** The main view's method when not LRP. */
+  method?: MainMethod;
+  /** The visible view. */
+  tab?: PanelTab;
+  compareNorm?: CompareNorm;
+}
+
+/** One cell of the compare grid. */
+export interface CompareCell {
+  /** Increases with every compare request; the webview drops cells of older requests. */
+  compareId: number;
+  method: CompareMethod;
+  target: number;
+  /** The attribution at the model's input size. */
+  map: WireMap;
+  logit: number;
+  ms: number;
+  /** gradcam / cam: the feature-map layer. */
+  layer?: string;
+}
+
+/** One method's region perturbation result (the engine's MethodScore). */
+export interface FaithfulnessScore {
+  name: string;
+  aopc?: number;
+  /** f(x_0) .. f(x_K): the target logit before and after each perturbation step. */
+  curve?: number[];
+  error?: string;
+}
+
+export const EVAL_STATES = ['running', 'done', 'cancelled', 'error'] as const;
+export type EvalState = (typeof EVAL_STATES)[number];
+
+export interface FaithfulnessPayload {
+  evalId: number;
+  state: EvalState;
+  target: number;
+  targetLabel: string;
+  steps: number;
+  patch: number;
+  /** The methods finished so far, in request order. */
+  methods: FaithfulnessScore[];
+  /** How many methods are evaluated in all. */
+  total: number;
+  message?: string;
 }
 
 // ---------- host -> webview ----------
@@ -129,17 +209,31 @@ export type HostMessage =
   | { type: 'result'; result: ResultPayload }
   | { type: 'error'; error: PanelError }
   | { type: 'view'; view: ViewOptions }
-  | { type: 'layerDetail'; detail: LayerDetail };
+  | { type: 'layerDetail'; detail: LayerDetail }
+  /** The `lrpLens.compare` setting (sent with init and whenever it changes). */
+  | { type: 'compareMethods'; methods: CompareMethod[]; error?: string; /** Settings changed: computed cells are out of date. */ stale?: boolean }
+  | { type: 'compareCell'; cell: CompareCell }
+  | { type: 'compareCellError'; compareId: number; method: CompareMethod; message: string }
+  | { type: 'faithfulness'; result: FaithfulnessPayload };
 
 // ---------- webview -> host ----------
 
 export type WebviewMessage =
   | { type: 'ready' }
-  | { type: 'explain'; target?: number; rules?: Partial<RuleChoice> }
+  | { type: 'explain'; target?: number; rules?: Partial<RuleChoice>; method?: MainMethod }
   | { type: 'export'; kind: ExportKind; view: ViewOptions }
   | { type: 'action'; action: ErrorAction }
   | { type: 'layerDetail'; runId: number; index: number }
-  | { type: 'viewChanged'; view: ViewOptions };
+  | { type: 'viewChanged'; view: ViewOptions }
+  /** Compute the grid cells of `methods` for `target` (replaces a running compare request). */
+  | { type: 'compare'; compareId: number; methods: CompareMethod[]; target?: number }
+  /** The user added or removed grid entries: store them in `lrpLens.compare`. */
+  | { type: 'setCompareMethods'; methods: CompareMethod[] }
+  /** Show one method in the main view: a composite switches LRP to it, a method replaces LRP. */
+  | { type: 'openMethod'; method: CompareMethod; target?: number }
+  /** Region perturbation (AOPC) of the compared methods. */
+  | { type: 'evaluate'; methods: CompareMethod[]; target?: number }
+  | { type: 'cancelEvaluate' };
 
 // ---------- validation of what arrives from the webview (untrusted input) ----------
 
@@ -182,6 +276,22 @@ function parseRuleChoice(v: unknown): Partial<RuleChoice> | undefined {
   return out;
 }
 
+/** A list of grid entries: known names, no duplicates, at most MAX_COMPARE. */
+export function parseCompareMethods(v: unknown): CompareMethod[] | undefined {
+  if (!Array.isArray(v) || v.length > MAX_COMPARE) return undefined;
+  const out: CompareMethod[] = [];
+  for (const m of v) {
+    if (!oneOf(COMPARE_METHODS, m) || out.includes(m)) return undefined;
+    out.push(m);
+  }
+  return out;
+}
+
+function optTarget(v: unknown): { ok: boolean; target?: number } {
+  if (v === undefined) return { ok: true };
+  return isNonNegInt(v) ? { ok: true, target: v } : { ok: false };
+}
+
 /** Checks a message from the webview; returns undefined for anything malformed. */
 export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
@@ -198,6 +308,10 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
         const rules = parseRuleChoice(raw.rules);
         if (!rules) return undefined;
         msg.rules = rules;
+      }
+      if (raw.method !== undefined) {
+        if (!oneOf(MAIN_METHODS, raw.method)) return undefined;
+        msg.method = raw.method;
       }
       return msg;
     }
@@ -216,6 +330,29 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
       const view = parseViewOptions(raw.view);
       return view ? { type: 'viewChanged', view } : undefined;
     }
+    case 'compare': {
+      const methods = parseCompareMethods(raw.methods);
+      const t = optTarget(raw.target);
+      if (!methods || !t.ok || !isNonNegInt(raw.compareId)) return undefined;
+      return { type: 'compare', compareId: raw.compareId, methods, ...(t.target !== undefined ? { target: t.target } : {}) };
+    }
+    case 'setCompareMethods': {
+      const methods = parseCompareMethods(raw.methods);
+      return methods ? { type: 'setCompareMethods', methods } : undefined;
+    }
+    case 'openMethod': {
+      const t = optTarget(raw.target);
+      if (!oneOf(COMPARE_METHODS, raw.method) || !t.ok) return undefined;
+      return { type: 'openMethod', method: raw.method, ...(t.target !== undefined ? { target: t.target } : {}) };
+    }
+    case 'evaluate': {
+      const methods = parseCompareMethods(raw.methods);
+      const t = optTarget(raw.target);
+      if (!methods || methods.length === 0 || !t.ok) return undefined;
+      return { type: 'evaluate', methods, ...(t.target !== undefined ? { target: t.target } : {}) };
+    }
+    case 'cancelEvaluate':
+      return { type: 'cancelEvaluate' };
     default:
       return undefined;
   }
@@ -237,6 +374,9 @@ export function parsePersistedState(raw: unknown): PersistedState | undefined {
     const rules = parseRuleChoice(raw.rules);
     if (rules) state.rules = rules;
   }
+  if (oneOf(MAIN_METHODS, raw.method)) state.method = raw.method;
+  if (oneOf(PANEL_TABS, raw.tab)) state.tab = raw.tab;
+  if (oneOf(COMPARE_NORMS, raw.compareNorm)) state.compareNorm = raw.compareNorm;
   return state;
 }
 

@@ -8,6 +8,10 @@ import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import {
   COLORMAP_NAMES,
   COMPOSITES,
+  MAIN_METHODS,
+  type CompareMethod,
+  type MainMethod,
+  type PanelTab,
   SIGN_MODES,
   toUint8,
   unpackMap,
@@ -25,6 +29,7 @@ import {
 } from '../src/protocol';
 import { blendOverImage, formatValue, legendGradient, mapValueAt, maxAbs, renderMap, type FloatMap, type RgbImage } from './colormap';
 import { flowBar, ruleFieldState } from './view';
+import { CompareView, METHOD_HELP } from './compare';
 
 interface VsCodeApi {
   postMessage(msg: unknown): void;
@@ -91,7 +96,11 @@ const state: {
   busy: boolean;
   /** Rules chosen in this panel, kept across reloads. */
   userRules?: Partial<RuleChoice>;
+  tab: PanelTab;
+  method: MainMethod;
 } = {
+  tab: 'explain',
+  method: 'lrp',
   view: { colormap: 'bwr', opacity: 0.6, sign: 'both' },
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
   layerMaps: [],
@@ -103,11 +112,54 @@ const state: {
   if (saved?.view) state.view = { ...state.view, ...saved.view };
   if (saved?.imagePath) state.imagePath = saved.imagePath;
   if (saved?.rules) state.userRules = saved.rules;
+  if (saved?.tab === 'compare') state.tab = 'compare';
+  if (saved?.method && (MAIN_METHODS as readonly string[]).includes(saved.method)) state.method = saved.method;
+}
+
+const compare = new CompareView({
+  send,
+  view: () => state.view,
+  target: () => (state.result ? { index: state.result.target, label: state.result.targetLabel } : undefined),
+  persist: () => persist(),
+  openMethod: (m: CompareMethod) => {
+    setTab('explain');
+    const isComposite = (COMPOSITES as readonly string[]).includes(m);
+    if (isComposite) {
+      state.userRules = { ...state.rules, ...state.userRules, composite: m as RuleChoice['composite'] };
+      state.method = 'lrp';
+    } else state.method = m as MainMethod;
+    persist();
+    send({ type: 'openMethod', method: m, target: state.result?.target });
+  },
+});
+{
+  const saved = vscode.getState() as PersistedState | undefined;
+  if (saved?.compareNorm === 'shared') compare.norm = 'shared';
 }
 
 function persist(): void {
   if (state.imagePath)
-    vscode.setState({ imagePath: state.imagePath, view: state.view, ...(state.userRules ? { rules: state.userRules } : {}) } satisfies PersistedState);
+    vscode.setState({
+      imagePath: state.imagePath,
+      view: state.view,
+      ...(state.userRules ? { rules: state.userRules } : {}),
+      ...(state.method !== 'lrp' ? { method: state.method } : {}),
+      tab: state.tab,
+      compareNorm: compare.norm,
+    } satisfies PersistedState);
+}
+
+function setTab(tab: PanelTab): void {
+  state.tab = tab;
+  persist();
+  document.querySelectorAll<HTMLElement>('.tabs [role="tab"]').forEach((b) => {
+    const on = b.dataset.tab === tab;
+    b.setAttribute('aria-selected', on ? 'true' : 'false');
+    b.classList.toggle('active', on);
+  });
+  const explainView = document.getElementById('explain-view');
+  if (explainView) explainView.hidden = tab !== 'explain';
+  compare.setVisible(tab === 'compare');
 }
 
 const COMPOSITE_HELP: Record<string, string> = {
@@ -132,6 +184,12 @@ function buildLayout(): void {
     { class: 'header' },
     h('div', { class: 'title' }, h('span', { id: 'image-name' }, state.imageName ?? ''), h('span', { id: 'model-name', class: 'muted' })),
     h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' }),
+  );
+  const tabs = h(
+    'nav',
+    { class: 'tabs', role: 'tablist' },
+    h('button', { role: 'tab', id: 'tab-explain', 'data-tab': 'explain', 'aria-controls': 'explain-view' }, 'Explain'),
+    h('button', { role: 'tab', id: 'tab-compare', 'data-tab': 'compare', 'aria-controls': 'compare-view' }, 'Compare methods'),
   );
 
   const errorBox = h('section', { id: 'error', class: 'error', role: 'alert', hidden: '' });
@@ -165,6 +223,11 @@ function buildLayout(): void {
 
   const left = h('div', { class: 'left' }, h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, detail);
 
+  const methodSel = select(
+    'method',
+    MAIN_METHODS.map((m) => ({ value: m, label: m === 'lrp' ? 'LRP (composite below)' : m, description: m === 'lrp' ? 'Layer-wise Relevance Propagation' : METHOD_HELP[m] })),
+    state.method,
+  );
   const composite = select(
     'composite',
     COMPOSITES.map((c) => ({ value: c, label: c, description: COMPOSITE_HELP[c] })),
@@ -182,6 +245,7 @@ function buildLayout(): void {
       'section',
       { class: 'card' },
       h('h2', {}, 'Rules'),
+      h('label', { class: 'field' }, h('span', {}, 'Method'), methodSel),
       h('label', { class: 'field' }, h('span', {}, 'Composite'), composite),
       h(
         'div',
@@ -201,7 +265,17 @@ function buildLayout(): void {
     ),
   );
 
-  app.append(header, errorBox, h('main', { class: 'layout' }, left, right));
+  app.append(header, tabs, errorBox, h('main', { class: 'layout', id: 'explain-view' }, left, right), compare.build());
+  tabs.querySelectorAll<HTMLElement>('[role="tab"]').forEach((b) =>
+    b.addEventListener('click', () => setTab(b.dataset.tab === 'compare' ? 'compare' : 'explain')),
+  );
+  setTab(state.tab);
+  methodSel.addEventListener('change', () => {
+    if ((MAIN_METHODS as readonly string[]).includes(methodSel.value)) {
+      state.method = methodSel.value as MainMethod;
+      rulesChanged();
+    }
+  });
 
   // ---- events ----
   opacity.addEventListener('input', () => {
@@ -220,7 +294,12 @@ function buildLayout(): void {
       viewChanged();
     }
   });
-  composite.addEventListener('change', () => rulesChanged());
+  composite.addEventListener('change', () => {
+    // A composite is an LRP choice: switch the method back to LRP.
+    state.method = 'lrp';
+    methodSel.value = 'lrp';
+    rulesChanged();
+  });
   epsilon.addEventListener('change', () => rulesChanged());
   gamma.addEventListener('change', () => rulesChanged());
   settingsLink.addEventListener('click', (e) => {
@@ -249,6 +328,7 @@ function viewChanged(): void {
   drawFlowThumbnails();
   drawLayerDetail();
   updateLegend();
+  compare.onViewChanged();
   clearTimeout(viewTimer);
   viewTimer = setTimeout(() => send({ type: 'viewChanged', view: state.view }), 200);
 }
@@ -268,7 +348,7 @@ function rulesChanged(): void {
   state.rules = { composite, epsilon: eps.value, gamma: gam.value };
   state.userRules = state.rules;
   persist();
-  send({ type: 'explain', target: state.result?.target, rules: state.rules });
+  send({ type: 'explain', target: state.result?.target, rules: state.rules, method: state.method });
 }
 
 function setStatus(text: string, busy: boolean): void {
@@ -392,6 +472,9 @@ function showResult(r: ResultPayload): void {
   state.relevance = unpackMap(r.relevance);
   state.layerMaps = r.layers.map((l) => (l.map ? unpackMap(l.map) : undefined));
   state.rules = r.rules;
+  state.method = r.method;
+  persist();
+  byId<SelectEl>('method').value = r.method;
   byId<SelectEl>('composite').value = r.rules.composite;
   byId<SelectEl>('epsilon').value = String(r.rules.epsilon);
   byId<SelectEl>('gamma').value = String(r.rules.gamma);
@@ -409,7 +492,7 @@ function showResult(r: ResultPayload): void {
       h('span', { class: 'score-bar' }),
     );
     (li.lastChild as HTMLElement).style.setProperty('--w', `${Math.max(0.5, p.score * 100)}%`);
-    const go = (): void => send({ type: 'explain', target: p.index, rules: state.rules });
+    const go = (): void => send({ type: 'explain', target: p.index, rules: state.rules, method: state.method });
     li.addEventListener('click', go);
     li.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' || e.key === ' ') {
@@ -468,11 +551,12 @@ function showResult(r: ResultPayload): void {
   updateLegend();
   const t = r.timings;
   setStatus(
-    `Explained “${r.targetLabel}” (class ${r.target}, logit ${formatValue(r.logit)}) with ${r.rules.composite} in ${t.totalMs.toFixed(0)} ms` +
+    `Explained “${r.targetLabel}” (class ${r.target}, logit ${formatValue(r.logit)}) with ${r.method === 'lrp' ? r.rules.composite : r.method} in ${t.totalMs.toFixed(0)} ms` +
       (t.loadMs !== undefined ? ` (model load ${t.loadMs.toFixed(0)} ms)` : ''),
     false,
   );
   byId('app').dataset.state = 'ready';
+  compare.onResult();
 }
 
 function barEl(value: number, scale: number, diverging: boolean): HTMLElement {
@@ -565,6 +649,18 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         byId<SelectEl>('colormap').value = msg.view.colormap;
         persist();
         viewChanged();
+        break;
+      case 'compareMethods':
+        compare.onMethods(msg.methods, msg.error, msg.stale === true);
+        break;
+      case 'compareCell':
+        compare.onCell(msg.cell);
+        break;
+      case 'compareCellError':
+        compare.onCellError(msg.compareId, msg.method, msg.message);
+        break;
+      case 'faithfulness':
+        compare.onFaithfulness(msg.result);
         break;
       case 'layerDetail':
         if (msg.detail.runId === state.result?.runId && msg.detail.index === state.selectedLayer) drawLayerDetail(msg.detail);

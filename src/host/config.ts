@@ -1,7 +1,8 @@
 // Reads the `lrpLens.*` settings from VS Code for a resource and validates them.
 import * as os from 'node:os';
 import * as vscode from 'vscode';
-import { parseSettings, resolveSettingPath, SECTION, type Settings } from './settings';
+import type { CompareMethod } from '../protocol';
+import { compareOrDefault, parseSettings, resolveSettingPath, SECTION, type Settings } from './settings';
 
 export function readSettings(scope?: vscode.Uri): Settings {
   const c = vscode.workspace.getConfiguration(SECTION, scope);
@@ -31,4 +32,22 @@ export function resolvePath(p: string, scope?: vscode.Uri): string {
 
 export function openSettings(query = SECTION): Thenable<unknown> {
   return vscode.commands.executeCommand('workbench.action.openSettings', query);
+}
+
+/** Stores the compare grid's entries where `lrpLens.compare` is set now (default: user settings). */
+export async function writeCompare(methods: readonly string[], scope?: vscode.Uri): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SECTION, scope);
+  const i = c.inspect('compare');
+  const target =
+    i?.workspaceFolderValue !== undefined
+      ? vscode.ConfigurationTarget.WorkspaceFolder
+      : i?.workspaceValue !== undefined
+        ? vscode.ConfigurationTarget.Workspace
+        : vscode.ConfigurationTarget.Global;
+  await c.update('compare', [...methods], target);
+}
+
+/** `lrpLens.compare` for a resource (the default entries plus a message when it is invalid). */
+export function readCompare(scope?: vscode.Uri): { methods: CompareMethod[]; error?: string } {
+  return compareOrDefault(vscode.workspace.getConfiguration(SECTION, scope).get('compare'));
 }

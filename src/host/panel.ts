@@ -5,19 +5,26 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
+  COMPOSITES,
+  packMap,
   parseWebviewMessage,
   PROTOCOL_VERSION,
+  type CompareMethod,
+  type Composite,
   type ExportKind,
+  type FaithfulnessPayload,
+  type FaithfulnessScore,
+  type MainMethod,
   type HostMessage,
   type PanelError,
   type RuleChoice,
   type ViewOptions,
 } from '../protocol';
-import { openSettings, readSettings, resolvePath } from './config';
+import { openSettings, readCompare, readSettings, resolvePath, writeCompare } from './config';
 import { ACTION_TITLES, CancelledError, describeError, UntrustedError } from './errors';
 import { logError, logLine, outputChannel } from './log';
 import type { ModelPicker } from './modelPicker';
-import { loadEngine, summaryJson, type Runner, type RunOutput } from './runner';
+import { loadEngine, summaryJson, type PreparedInput, type Runner, type RunRequest, type RunOutput } from './runner';
 import { applyRuleChoice, ruleChoiceOf, type Settings } from './settings';
 
 export const VIEW_TYPE = 'lrpLens.explain';
@@ -42,6 +49,12 @@ export class ExplainPanel implements vscode.Disposable {
   private ready = false;
   private disposed = false;
   private cancelRunning: (() => void) | undefined;
+  /** The main view's method ('lrp' = under the rule choice). */
+  private method: MainMethod = 'lrp';
+  /** The latest compare request; older ones stop between cells. */
+  private compareId = 0;
+  private evalId = 0;
+  private cancelEval: (() => void) | undefined;
 
   static all(): ExplainPanel[] {
     return [...ExplainPanel.panels.values()];
@@ -72,11 +85,13 @@ export class ExplainPanel implements vscode.Disposable {
     imageUri: vscode.Uri,
     view?: Partial<ViewOptions>,
     rules?: Partial<RuleChoice>,
+    method?: MainMethod,
   ): ExplainPanel {
     ExplainPanel.panels.get(imageUri.fsPath)?.dispose();
     panel.webview.options = ExplainPanel.webviewOptions(deps.extensionUri, imageUri);
     const p = new ExplainPanel(deps, panel, imageUri, view);
     p.ruleChoice = rules;
+    if (method) p.method = method;
     return p;
   }
 
@@ -124,6 +139,8 @@ export class ExplainPanel implements vscode.Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.cancelRunning?.();
+    this.cancelEval?.();
+    this.compareId++;
     if (ExplainPanel.panels.get(this.imagePath) === this) ExplainPanel.panels.delete(this.imagePath);
     for (const d of this.disposables) d.dispose();
     this.panel.dispose();
@@ -181,8 +198,34 @@ export class ExplainPanel implements vscode.Disposable {
         break;
       case 'explain':
         if (msg.rules) this.ruleChoice = { ...this.ruleChoice, ...msg.rules };
+        if (msg.method) this.method = msg.method;
         this.target = msg.target;
         await this.explain();
+        break;
+      case 'openMethod':
+        if ((COMPOSITES as readonly string[]).includes(msg.method)) {
+          this.method = 'lrp';
+          this.ruleChoice = { ...this.ruleChoice, composite: msg.method as Composite };
+        } else this.method = msg.method as MainMethod;
+        this.target = msg.target;
+        await this.explain();
+        break;
+      case 'compare':
+        await this.compare(msg.compareId, msg.methods, msg.target);
+        break;
+      case 'setCompareMethods':
+        try {
+          await writeCompare(msg.methods, this.imageUri);
+        } catch (err) {
+          logError('saving lrpLens.compare', err);
+          void vscode.window.showErrorMessage(`LRP Lens: cannot save the setting 'lrpLens.compare': ${(err as Error).message}`);
+        }
+        break;
+      case 'evaluate':
+        await this.evaluate(msg.methods, msg.target);
+        break;
+      case 'cancelEvaluate':
+        this.cancelEval?.();
         break;
       case 'viewChanged':
         this.view = msg.view;
@@ -216,6 +259,137 @@ export class ExplainPanel implements vscode.Disposable {
       rules,
       trusted: vscode.workspace.isTrusted,
     });
+    this.sendCompareMethods();
+  }
+
+  private sendCompareMethods(stale = false): void {
+    const { methods, error } = readCompare(this.imageUri);
+    if (error) logLine(error);
+    this.post({ type: 'compareMethods', methods, ...(error ? { error } : {}), ...(stale ? { stale } : {}) });
+  }
+
+  /** The request of the current settings and panel choices (the model resolved). */
+  private async request(target: number | undefined): Promise<RunRequest> {
+    if (!vscode.workspace.isTrusted) throw new UntrustedError();
+    const settings = this.settings();
+    const modelPath = await this.deps.models.resolve(this.imageUri);
+    return {
+      imagePath: this.imagePath,
+      modelPath,
+      labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.imageUri) : undefined,
+      backend: settings.backend,
+      preprocessing: settings.preprocessing,
+      preprocessingFromSetting: settings.preprocessingFromSetting,
+      rules: applyRuleChoice(settings.rules, this.ruleChoice),
+      target,
+    };
+  }
+
+  /**
+   * Fills the compare grid: one attribution per method on the cached session, posted as it
+   * arrives; a newer request (or closing the panel) stops this one between cells.
+   */
+  private async compare(compareId: number, methods: CompareMethod[], target: number | undefined): Promise<void> {
+    this.compareId = compareId;
+    const current = (): boolean => compareId === this.compareId && !this.disposed;
+    const failAll = (message: string): void => {
+      for (const m of methods) this.post({ type: 'compareCellError', compareId, method: m, message });
+    };
+    let input: PreparedInput;
+    try {
+      input = await this.deps.runner.prepare(await this.request(target));
+    } catch (err) {
+      if (current()) failAll(describeError(err).message);
+      return;
+    }
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: compare' }, async (progress) => {
+      for (const [i, method] of methods.entries()) {
+        if (!current()) return;
+        progress.report({ message: `${method} (${i + 1}/${methods.length})` });
+        try {
+          const a = await this.deps.runner.attribute(input, method, target);
+          if (!current()) return;
+          this.post({
+            type: 'compareCell',
+            cell: { compareId, method, target: a.target, map: packMap(a.map), logit: a.logit, ms: a.timings.ms, ...(a.layer ? { layer: a.layer } : {}) },
+          });
+          logLine(`compare ${path.basename(this.imagePath)} ${method}: target=${a.target} ${a.timings.ms.toFixed(0)}ms`);
+        } catch (err) {
+          if (!current()) return;
+          const message = describeError(err).message;
+          logLine(`compare ${path.basename(this.imagePath)} ${method}: ${message}`);
+          this.post({ type: 'compareCellError', compareId, method, message });
+        }
+      }
+    });
+  }
+
+  /**
+   * Region perturbation of the compared methods (plus `random` as the baseline), one method at a
+   * time so progress, partial curves and Cancel work between methods.
+   */
+  private async evaluate(methods: CompareMethod[], target: number | undefined): Promise<void> {
+    this.cancelEval?.();
+    const evalId = ++this.evalId;
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+    };
+    this.cancelEval = cancel;
+    const all: CompareMethod[] = methods.includes('random') ? [...methods] : [...methods, 'random'];
+    const payload: FaithfulnessPayload = { evalId, state: 'running', target: target ?? 0, targetLabel: '', steps: 0, patch: 0, methods: [], total: all.length };
+    const post = (): void => {
+      if (evalId === this.evalId) this.post({ type: 'faithfulness', result: { ...payload, methods: [...payload.methods] } });
+    };
+    const stopped = (): boolean => cancelled || evalId !== this.evalId || this.disposed;
+    try {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'LRP Lens: faithfulness', cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(cancel);
+          post();
+          const input = await this.deps.runner.prepare(await this.request(target));
+          let t = target ?? 0;
+          if (target === undefined) {
+            const logits = await input.explainer.forward(input.tensor);
+            for (let k = 1; k < logits.length; k++) if (logits[k] > logits[t]) t = k;
+          }
+          payload.target = t;
+          const { labelFor } = (await loadEngine()).labels;
+          payload.targetLabel = labelFor(input.labels, t);
+          for (const [i, method] of all.entries()) {
+            if (stopped()) throw new CancelledError();
+            progress.report({ message: `${method} (${i + 1}/${all.length})`, increment: 100 / all.length });
+            const r = await this.deps.runner.evaluate(input, method, t);
+            if (stopped()) throw new CancelledError();
+            const score: FaithfulnessScore = { ...r.methods[0], name: method };
+            payload.steps = r.steps;
+            payload.patch = r.patch;
+            payload.methods.push(score);
+            logLine(
+              `faithfulness ${path.basename(this.imagePath)} ${method}: ` +
+                (score.error ? score.error : `AOPC=${score.aopc?.toPrecision(4)} (steps=${r.steps}, patch=${r.patch}, target=${t})`),
+            );
+            post();
+          }
+          payload.state = 'done';
+          post();
+        },
+      );
+    } catch (err) {
+      if (evalId !== this.evalId || this.disposed) return;
+      if (err instanceof CancelledError || cancelled) {
+        payload.state = 'cancelled';
+        payload.message = 'Cancelled.';
+      } else {
+        payload.state = 'error';
+        payload.message = describeError(err).message;
+        logError('faithfulness', err);
+      }
+      post();
+    } finally {
+      if (this.cancelEval === cancel) this.cancelEval = undefined;
+    }
   }
 
   private sendResult(out: RunOutput): void {
@@ -236,7 +410,9 @@ export class ExplainPanel implements vscode.Disposable {
   }
 
   /** Settings changed: re-run (only if the panel has shown something). */
-  onSettingsChanged(): void {
+  onSettingsChanged(onlyCompare = false): void {
+    this.sendCompareMethods(!onlyCompare);
+    if (onlyCompare) return;
     try {
       this.view = { ...this.view, colormap: this.settings().colormap };
       this.post({ type: 'view', view: this.view });
@@ -291,6 +467,7 @@ export class ExplainPanel implements vscode.Disposable {
               preprocessingFromSetting: settings.preprocessingFromSetting,
               rules,
               target: this.target,
+              method: this.method,
             }),
             cancelledP,
           ]);

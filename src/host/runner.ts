@@ -6,7 +6,10 @@ import type { RulesConfig } from '../engine/config';
 import type { Explainer } from '../engine/explainer';
 import type { RgbImage } from '../engine/image';
 import type { Explanation } from '../engine/types';
-import { packMap, softmax, topK, type Prediction, type ResultPayload, type WireImage } from '../protocol';
+import type { EvaluationResult } from '../engine/evaluate';
+import type { Tensor } from '../engine/graph';
+import type { Attribution } from '../engine/methods';
+import { packMap, softmax, topK, type CompareMethod, type MainMethod, type Prediction, type ResultPayload, type WireImage } from '../protocol';
 import {
   LABEL_FILE_NAMES,
   parsePreprocessingFile,
@@ -60,6 +63,20 @@ export interface RunRequest {
   preprocessingFromSetting?: boolean;
   rules: RulesConfig;
   target?: number;
+  /** Default 'lrp' (under `rules`). */
+  method?: MainMethod;
+}
+
+/** A request's session and preprocessed input, reused by the compare cells and the evaluation. */
+export interface PreparedInput {
+  explainer: Explainer;
+  loadMs?: number;
+  tensor: Tensor;
+  original: RgbImage;
+  labels?: string[];
+  /** The request's rules with input bounds filled in. */
+  rules: RulesConfig;
+  preprocessing: Preprocessing;
 }
 
 /** Everything a finished run leaves behind: what the panel shows and what the exports write. */
@@ -139,9 +156,9 @@ export class Runner {
     return parsePreprocessingFile(text, file);
   }
 
-  async run(req: RunRequest): Promise<RunOutput> {
-    const t0 = performance.now();
-    const { image, heatmap, labels: labelsMod } = await loadEngine();
+  /** Loads the session, the labels and the preprocessed input of a request. */
+  async prepare(req: RunRequest): Promise<PreparedInput> {
+    const { image, labels: labelsMod } = await loadEngine();
     const { explainer, loadMs } = await this.session(req.modelPath, req.backend);
     const info = explainer.input;
     const pre = await Runner.preprocessingFor(req);
@@ -185,7 +202,47 @@ export class Runner {
       throw new Error(`target ${req.target} is out of range: the model has ${explainer.numClasses} classes (0-${explainer.numClasses - 1})`);
 
     const rules: RulesConfig = req.rules.inputBounds ? req.rules : { ...req.rules, inputBounds: image.inputBoundsFor(prep) };
-    const explanation = await explainer.explain(tensor, { target: req.target, rules, maps: true });
+    return { explainer, loadMs, tensor, original, labels, rules, preprocessing: pre };
+  }
+
+  /** One compare-grid cell: the attribution of `method` (a composite or a method beside LRP). */
+  async attribute(input: PreparedInput, method: CompareMethod, target: number | undefined): Promise<Attribution> {
+    const { parseMethod } = await import('../engine/methods');
+    return input.explainer.attribute(input.tensor, { method: parseMethod(method, input.rules), target });
+  }
+
+  /** Region perturbation of one method (see engine/evaluate.ts). */
+  async evaluate(input: PreparedInput, method: CompareMethod, target: number): Promise<EvaluationResult> {
+    const { evaluateMethods } = await import('../engine/evaluate');
+    return evaluateMethods(input.explainer, input.tensor, { methods: [method], rules: input.rules, target });
+  }
+
+  async run(req: RunRequest): Promise<RunOutput> {
+    const t0 = performance.now();
+    const { image, heatmap, labels: labelsMod } = await loadEngine();
+    const input = await this.prepare(req);
+    const { explainer, loadMs, tensor, original, labels, rules } = input;
+    const pre = input.preprocessing;
+    const method = req.method ?? 'lrp';
+    let explanation: Explanation;
+    if (method === 'lrp') {
+      explanation = await explainer.explain(tensor, { target: req.target, rules, maps: true });
+    } else {
+      // A method beside LRP: the same payload without per-layer relevance.
+      const a = await this.attribute(input, method, req.target);
+      let sum = 0;
+      for (const v of a.map.data) sum += v;
+      explanation = {
+        relevance: a.relevance,
+        layout: explainer.input.layout,
+        logits: a.logits,
+        target: a.target,
+        logit: a.logit,
+        relevanceSum: sum,
+        layers: [],
+        timings: { lrpMs: a.timings.ms },
+      };
+    }
 
     const probs = softmax(explanation.logits);
     const predictions: Prediction[] = topK(explanation.logits, 5).map((i) => ({
@@ -206,6 +263,7 @@ export class Runner {
       relevanceSum: explanation.relevanceSum,
       predictions,
       rules: ruleChoiceOf(rules),
+      method,
       relevance: packMap(inputMap),
       layers: explanation.layers.map((l) => ({
         name: l.name,
@@ -222,7 +280,7 @@ export class Runner {
     const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(0)}ms`);
     const line =
       `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${explainer.backendDetail} ` +
-      `preset=${pre.preset} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+      `preset=${pre.preset} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
       `target=${explanation.target} (${payload.targetLabel}) logit=${explanation.logit.toPrecision(5)} ` +
       `relevanceSum=${explanation.relevanceSum.toPrecision(5)} load=${loadMs === undefined ? 'cached' : ms(loadMs)} ` +
       `forward=${ms(explanation.timings.forwardMs)} lrp=${ms(explanation.timings.lrpMs)} total=${ms(totalMs)}`;

@@ -2,7 +2,7 @@
 // directly; src/host/config.ts reads the raw values from VS Code and hands them here.
 import * as path from 'node:path';
 import { COMPOSITE_NAMES, ConfigError, parseRulesConfig, type RulesConfig } from '../engine/config';
-import { COLORMAP_NAMES, type ColormapName, type RuleChoice } from '../protocol';
+import { COLORMAP_NAMES, COMPARE_METHODS, DEFAULT_COMPARE, MAX_COMPARE, type ColormapName, type CompareMethod, type RuleChoice } from '../protocol';
 
 export const SECTION = 'lrpLens';
 
@@ -133,6 +133,35 @@ export function parseRules(v: unknown): RulesConfig {
       const detail = e.message.startsWith(`${key}: `) ? e.message.slice(key.length + 2) : e.message;
       throw new SettingsError(key, detail);
     }
+    throw e;
+  }
+}
+
+/** `lrpLens.compare`: an array of method names (LRP composites or methods beside LRP). */
+export function parseCompare(v: unknown): CompareMethod[] {
+  const key = `${SECTION}.compare`;
+  if (v === undefined || v === null) return [...DEFAULT_COMPARE];
+  if (!Array.isArray(v)) throw new SettingsError(key, `must be an array of method names such as ["epsilon-plus-flat", "gradcam"] (got ${JSON.stringify(v)})`);
+  const out: CompareMethod[] = [];
+  for (const m of v) {
+    if (typeof m !== 'string' || !(COMPARE_METHODS as readonly string[]).includes(m.trim()))
+      throw new SettingsError(key, `unknown method ${JSON.stringify(m)} (known: ${COMPARE_METHODS.join(', ')})`);
+    const name = m.trim() as CompareMethod;
+    if (!out.includes(name)) out.push(name);
+  }
+  if (out.length > MAX_COMPARE) throw new SettingsError(key, `at most ${MAX_COMPARE} methods (got ${out.length})`);
+  return out;
+}
+
+/**
+ * The compare grid's entries and, when the setting is invalid, the message naming it (the grid
+ * then shows the default entries: a typo there must not stop the explanations).
+ */
+export function compareOrDefault(v: unknown): { methods: CompareMethod[]; error?: string } {
+  try {
+    return { methods: parseCompare(v) };
+  } catch (e) {
+    if (e instanceof SettingsError) return { methods: [...DEFAULT_COMPARE], error: e.message };
     throw e;
   }
 }
