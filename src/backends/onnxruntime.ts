@@ -43,6 +43,23 @@ function fromOrt(v: ortTypes.Tensor): Tensor {
   }
 }
 
+async function createSession(ort: Ort, bytes: Uint8Array): Promise<CompiledGraph> {
+  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+  return {
+    async run(feeds) {
+      const f: Record<string, ortTypes.Tensor> = {};
+      for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(ort, v);
+      const out = await session.run(f);
+      const res: Record<string, Tensor> = {};
+      for (const [k, v] of Object.entries(out)) res[k] = fromOrt(v);
+      return res;
+    },
+    async dispose() {
+      await session.release();
+    },
+  };
+}
+
 export async function createOnnxruntimeBackend(): Promise<Backend> {
   const ort = loadOrt();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -50,22 +67,16 @@ export async function createOnnxruntimeBackend(): Promise<Backend> {
   return {
     name: 'onnxruntime',
     detail: `onnxruntime-node ${version} (cpu)`,
-    async compile(graph: Graph): Promise<CompiledGraph> {
-      const bytes = exportOnnx(graph);
-      const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
-      return {
-        async run(feeds) {
-          const f: Record<string, ortTypes.Tensor> = {};
-          for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(ort, v);
-          const out = await session.run(f);
-          const res: Record<string, Tensor> = {};
-          for (const [k, v] of Object.entries(out)) res[k] = fromOrt(v);
-          return res;
-        },
-        async dispose() {
-          await session.release();
-        },
-      };
+    compile(graph: Graph): Promise<CompiledGraph> {
+      // serialise now, synchronously, so the graph (and its weights) is not referenced while
+      // the session is built; errors still arrive as a rejected promise
+      let bytes: Uint8Array;
+      try {
+        bytes = exportOnnx(graph);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return createSession(ort, bytes);
     },
   };
 }

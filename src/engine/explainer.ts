@@ -163,15 +163,20 @@ export class Explainer {
       this.programs.set(key, p); // most recently used last
       return p;
     }
-    p = (async () => {
+    // the program's graph (its modified weights) is not held past compile(): a backend that
+    // serialises it can let it go before building its session
+    const { layers, compiling } = (() => {
       const program = compileLrp(this.graph, this.shapes, rules, { maps, stats });
-      const compiled = await this.backend.compile(program.graph).catch((e: unknown) => {
+      return { layers: program.layers, compiling: this.backend.compile(program.graph) };
+    })();
+    p = compiling.then(
+      (compiled) => ({ layers, compiled }),
+      (e: unknown) => {
         throw new ModelError(
           `${this.modelPath}: ${this.backend.name} could not build the LRP program (composite ${rules.composite}): ${(e as Error).message ?? e}`,
         );
-      });
-      return { layers: program.layers, compiled };
-    })();
+      },
+    );
     p.catch(() => this.programs.delete(key));
     this.programs.set(key, p);
     while (this.programs.size > (this.backend.programCacheSize ?? CACHE_SIZE)) {

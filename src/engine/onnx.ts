@@ -190,7 +190,8 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 export function tensorToProto(name: string, t: Tensor): onnx.ITensorProto {
   if (!LITTLE_ENDIAN) throw new ModelError('exporting ONNX needs a little-endian host');
-  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice();
+  // a view, not a copy: encoding reads it once (large programs would otherwise hold every weight twice)
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   return { name, dataType: ONNX_TYPE_OF[t.dtype], dims: t.dims.map(toLong), rawData: bytes };
 }
 
