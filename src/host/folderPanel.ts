@@ -228,8 +228,6 @@ export class FolderPanel implements vscode.Disposable {
           progress.report({ message: `loading ${path.basename(modelPath)}…` });
           this.setStatus(runId, 'starting', { message: `Loading ${path.basename(modelPath)}…`, model: modelPath });
           const { image, heatmap, labels: labelsMod } = await loadEngine();
-          const { explainer } = await this.deps.runner.session(modelPath, settings.backend);
-          check();
           const req: RunRequest = {
             imagePath: this.folderPath,
             modelPath,
@@ -240,6 +238,8 @@ export class FolderPanel implements vscode.Disposable {
             rules: settings.rules,
           };
           const pre = await Runner.preprocessingFor(req);
+          const { explainer } = await this.deps.runner.session(modelPath, settings.backend, pre.size);
+          check();
           const info = explainer.input;
           const width = info.width > 0 ? info.width : pre.size?.width;
           const height = info.height > 0 ? info.height : pre.size?.height;

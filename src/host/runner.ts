@@ -94,14 +94,18 @@ export class Runner {
   private sessions: CachedSession[] = [];
 
   /** A cached session per (model file, backend), reloaded when the file changes. */
-  async session(modelPath: string, backend: Backend): Promise<{ explainer: Explainer; loadMs?: number }> {
+  async session(
+    modelPath: string,
+    backend: Backend,
+    inputSize?: { width: number; height: number },
+  ): Promise<{ explainer: Explainer; loadMs?: number }> {
     let stat: fs.Stats;
     try {
       stat = await fs.promises.stat(modelPath);
     } catch {
       throw new Error(`${modelPath}: model file not found`);
     }
-    const key = sessionKey(modelPath, backend, stat.mtimeMs, stat.size);
+    const key = sessionKey(modelPath, backend, stat.mtimeMs, stat.size, inputSize);
     const hit = this.sessions.find((s) => s.key === key);
     if (hit) {
       this.sessions = [hit, ...this.sessions.filter((s) => s !== hit)];
@@ -109,7 +113,7 @@ export class Runner {
     }
     const { explainer } = await loadEngine();
     const t0 = performance.now();
-    const entry: CachedSession = { key, explainer: explainer.Explainer.load(modelPath, { backend }) };
+    const entry: CachedSession = { key, explainer: explainer.Explainer.load(modelPath, { backend, inputSize }) };
     // Older sessions of the same model file are stale now.
     const stale = this.sessions.filter((s) => JSON.parse(s.key)[0] === modelPath && JSON.parse(s.key)[1] === backend);
     this.sessions = [entry, ...this.sessions.filter((s) => !stale.includes(s))];
@@ -159,9 +163,10 @@ export class Runner {
   /** Loads the session, the labels and the preprocessed input of a request. */
   async prepare(req: RunRequest): Promise<PreparedInput> {
     const { image, labels: labelsMod } = await loadEngine();
-    const { explainer, loadMs } = await this.session(req.modelPath, req.backend);
-    const info = explainer.input;
     const pre = await Runner.preprocessingFor(req);
+    // the preprocessing size fixes the input of a model that leaves its height and width open
+    const { explainer, loadMs } = await this.session(req.modelPath, req.backend, pre.size);
+    const info = explainer.input;
 
     let width = info.width;
     let height = info.height;

@@ -248,6 +248,12 @@ export function isImagePath(p: string): boolean {
 }
 
 /** A stable key for caching an explainer session. */
-export function sessionKey(modelPath: string, backend: Backend, mtimeMs: number, size: number): string {
-  return JSON.stringify([modelPath, backend, mtimeMs, size]);
+export function sessionKey(
+  modelPath: string,
+  backend: Backend,
+  mtimeMs: number,
+  size: number,
+  inputSize?: { width: number; height: number },
+): string {
+  return JSON.stringify([modelPath, backend, mtimeMs, size, inputSize ? `${inputSize.width}x${inputSize.height}` : null]);
 }
