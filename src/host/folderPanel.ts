@@ -2,10 +2,10 @@
 // its heatmap blended in, top-1 label and score), filled as the results arrive. One engine session
 // (the runner's cache) explains every image; progress is a cancellable notification. Clicking an
 // image opens its full explain panel.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { webviewHtml } from './webviewHtml';
 import { listImages } from '../engine/batch';
 import {
   FOLDER_PROTOCOL_VERSION,
@@ -113,31 +113,9 @@ export class FolderPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const nonce = crypto.randomBytes(18).toString('base64');
-    const asUri = (...p: string[]): string => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, ...p)).toString();
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data: blob:`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${asUri('media', 'folder.css')}" nonce="${nonce}">
-<title>LRP Lens</title>
-</head>
-<body>
-<div id="app" data-state="starting"><p class="placeholder">Starting…</p></div>
-<script nonce="${nonce}" src="${asUri('dist', 'folder.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.deps.extensionUri, { css: 'folder.css', script: 'folder.js' });
   }
+
 
   private async onMessage(raw: unknown): Promise<void> {
     const msg = parseFolderWebviewMessage(raw);

@@ -1,9 +1,9 @@
 // One webview panel per image: builds the HTML (nonce CSP, local resources only), answers the
 // webview's messages, runs explanations (replacing a running one) and handles exports.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { webviewHtml } from './webviewHtml';
 import {
   COMPOSITES,
   packMap,
@@ -152,32 +152,9 @@ export class ExplainPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const nonce = crypto.randomBytes(18).toString('base64');
-    const asUri = (...p: string[]): string => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, ...p)).toString();
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data: blob:`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<meta name="lrp-nonce" content="${nonce}">
-<link rel="stylesheet" href="${asUri('media', 'panel.css')}" nonce="${nonce}">
-<title>LRP Lens</title>
-</head>
-<body>
-<div id="app" data-state="starting"><p class="placeholder">Starting…</p></div>
-<script nonce="${nonce}" src="${asUri('dist', 'webview.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.deps.extensionUri, { css: 'panel.css', script: 'webview.js' });
   }
+
 
   private settings(): Settings {
     return readSettings(this.imageUri);
