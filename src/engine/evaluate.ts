@@ -32,12 +32,11 @@ export const DEFAULT_STEPS = 50;
 export const DEFAULT_RANDOM_SEEDS = 5;
 
 /**
- * Default patch side: 8 at ImageNet sizes (1/28 of 224), proportionally smaller on small inputs
- * (side / 16, at least 2): 64x64 -> 4, 28x28 -> 2. With 8x8 patches on a 64x64 input, 50 steps
- * would replace 78% of the image, and the mosaic of patch means left over keeps coarse shapes.
+ * Default patch side: 1/28 of the input side (8 at 224x224, as in Samek et al.), but at least 2:
+ * a one-pixel patch replaced by its own mean would not change at all.
  */
 export function defaultPatch(height: number, width: number): number {
-  return Math.min(8, Math.max(2, Math.round(Math.min(height, width) / 16)));
+  return Math.max(2, Math.round(Math.min(height, width) / 28));
 }
 
 export interface Patch {

@@ -255,7 +255,7 @@ describe('evaluation helpers', () => {
     assert.equal(localisation(map, new Uint8Array([1, 0, 0, 0])), 3);
     assert.equal(localisation({ ...map, data: new Float32Array([-1, -1, -1, -1]) }, new Uint8Array([1, 0, 0, 0])), null);
     assert.equal(defaultPatch(224, 224), 8);
-    assert.equal(defaultPatch(64, 64), 4);
+    assert.equal(defaultPatch(64, 64), 2);
     assert.equal(defaultPatch(28, 28), 2);
   });
 });
