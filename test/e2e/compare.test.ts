@@ -7,11 +7,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
-import { ARTIFACTS, CodeServer, ensureTools, ensureVsix, explorerCommand, launchBrowser, openWorkbench, ROOT, screenshot, webviewFor } from './harness';
+import type { FrameLocator, Page } from 'playwright-core';
+import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -19,31 +18,26 @@ const LABELS = ['circle', 'square', 'triangle', 'cross'];
 const DEFAULTS = ['epsilon', 'epsilon-plus-flat', 'epsilon-gamma-box', 'alpha1-beta0', 'epsilon-alpha2-beta1-flat', 'gradcam', 'gradient-input'];
 
 let server: CodeServer | undefined;
-let browser: Browser | undefined;
+let session: VsCodeSession | undefined;
 let page: Page;
 let ws: string;
-let scratchRoot: string | undefined;
 
-before(async () => {
-  ensureTools();
-  const vsix = ensureVsix();
-  scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-cmp-'));
-  ws = path.join(scratchRoot, 'workspace');
+function makeWorkspace(root: string): string {
+  ws = path.join(root, 'workspace');
   fs.mkdirSync(path.join(ws, 'model'), { recursive: true });
   fs.copyFileSync(path.join(VGG, 'model.onnx'), path.join(ws, 'model', 'model.onnx'));
   fs.writeFileSync(path.join(ws, 'model', 'labels.txt'), LABELS.join('\n') + '\n');
   fs.copyFileSync(path.join(VGG, 'inputs', 'sample0.png'), path.join(ws, 'shape.png'));
-  server = new CodeServer({ vsix, workspace: ws });
-  await server.start();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  return ws;
+}
+
+before(async () => {
+  session = await startVsCode('lrp-e2e-cmp-', makeWorkspace, { width: 1600, height: 1000 });
+  ({ server, page } = session);
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await server?.stop();
-  server?.cleanup();
-  if (scratchRoot && !process.env.LRP_E2E_KEEP) fs.rmSync(scratchRoot, { recursive: true, force: true });
+  await session?.stop();
 });
 
 async function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {

@@ -6,22 +6,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
-import { CodeServer, ensureTools, ensureVsix, explorerCommand, launchBrowser, openWorkbench, screenshot, webviewFor } from './harness';
+import type { FrameLocator, Page } from 'playwright-core';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
 const LABELS = ['circle', 'square', 'triangle', 'cross'];
 
 let server: CodeServer | undefined;
-let browser: Browser | undefined;
+let session: VsCodeSession | undefined;
 let page: Page;
 let ws: string;
 let wsUnsupported: string;
-let scratchRoot: string | undefined;
 
 /** A tiny ONNX model: Conv then Einsum (an op the engine does not support). */
 function unsupportedModel(): Uint8Array {
@@ -102,21 +100,15 @@ async function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {
 }
 
 before(async () => {
-  ensureTools();
-  const vsix = ensureVsix();
-  scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-ws-'));
-  makeWorkspaces(scratchRoot);
-  server = new CodeServer({ vsix, workspace: ws });
-  await server.start();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  session = await startVsCode('lrp-e2e-ws-', (root) => {
+    makeWorkspaces(root);
+    return ws;
+  }, { width: 1600, height: 1000 });
+  ({ server, page } = session);
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await server?.stop();
-  server?.cleanup();
-  if (scratchRoot && !process.env.LRP_E2E_KEEP) fs.rmSync(scratchRoot, { recursive: true, force: true });
+  await session?.stop();
 });
 
 test('Explain Prediction from the Explorer shows the prediction, heatmap and relevance flow', { timeout: 240_000 }, async (t) => {

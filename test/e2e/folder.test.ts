@@ -6,20 +6,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
-import { CodeServer, ensureTools, ensureVsix, explorerCommand, launchBrowser, openWorkbench, screenshot, webviewFor } from './harness';
+import type { FrameLocator, Page } from 'playwright-core';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
 const LABELS = ['circle', 'square', 'triangle', 'cross'];
 
 let server: CodeServer | undefined;
-let browser: Browser | undefined;
+let session: VsCodeSession | undefined;
 let page: Page;
 let ws: string;
-let scratchRoot: string | undefined;
 
 function makeWorkspace(root: string): void {
   ws = path.join(root, 'workspace');
@@ -82,21 +80,15 @@ async function checkGrid(view: FrameLocator): Promise<void> {
 }
 
 before(async () => {
-  ensureTools();
-  const vsix = ensureVsix();
-  scratchRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-e2e-folder-'));
-  makeWorkspace(scratchRoot);
-  server = new CodeServer({ vsix, workspace: ws });
-  await server.start();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  session = await startVsCode('lrp-e2e-folder-', (root) => {
+    makeWorkspace(root);
+    return ws;
+  }, { width: 1400, height: 900 });
+  ({ server, page } = session);
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await server?.stop();
-  server?.cleanup();
-  if (scratchRoot && !process.env.LRP_E2E_KEEP) fs.rmSync(scratchRoot, { recursive: true, force: true });
+  await session?.stop();
 });
 
 test('Explain All Images in Folder fills a grid with labels and heatmap thumbnails', { timeout: 240_000 }, async (t) => {

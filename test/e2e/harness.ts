@@ -254,3 +254,42 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file });
   return file;
 }
+
+export interface VsCodeSession {
+  server: CodeServer;
+  browser: Browser;
+  page: Page;
+  /** The scratch folder holding the test's workspaces. */
+  root: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * One real VS Code for a test file: the packaged extension installed, `workspace(root)` laid out
+ * in a fresh scratch folder (it returns the folder to open), a browser page on it.
+ */
+export async function startVsCode(
+  prefix: string,
+  workspace: (root: string) => string,
+  viewport: { width: number; height: number },
+): Promise<VsCodeSession> {
+  ensureTools();
+  const vsix = ensureVsix();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const server = new CodeServer({ vsix, workspace: workspace(root) });
+  await server.start();
+  const browser = await launchBrowser();
+  const page = await browser.newPage({ viewport });
+  return {
+    server,
+    browser,
+    page,
+    root,
+    async stop() {
+      await browser.close().catch(() => undefined);
+      await server.stop();
+      server.cleanup();
+      if (!process.env.LRP_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
