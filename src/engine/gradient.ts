@@ -331,6 +331,7 @@ export function compileGradient(model: Graph, shapes: Shapes, opts: GradientComp
     wantStats: false,
     wantMaps: false,
     zeroWhereZero: () => false,
+    products: new Map(),
     consumers: consumers(g),
   };
 

@@ -15,6 +15,7 @@ import {
   attrInts,
   f32,
   numel,
+  pruneDead,
   topoSort,
   asFloat32,
   consumers,
@@ -104,6 +105,8 @@ export interface Ctx {
   wantMaps: boolean;
   /** Does every relevance contribution to this tensor vanish where the tensor is zero? */
   zeroWhereZero: (t: string) => boolean;
+  /** Relevance tensors known to be a product x * q (the norm rule's x_i * s), by name. */
+  products: Map<string, { x: string; q: string }>;
   consumers: Map<string, Node[]>;
 }
 
@@ -444,23 +447,30 @@ function linearHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
     if (terms.length === 0) continue;
     const bias = biasOf(grp.bias);
     const plain = terms.length === 1 && terms[0].input === x && terms[0].weight === IDENTITY;
-    let denom: string;
-    if (plain && (grp.bias === IDENTITY || !lin.bias)) {
-      // the unmodified forward output z; below a Relu gate, relu(z) + eps equals stab(z) wherever R != 0
-      denom = gate ? b.add(gate, b.scalar(grp.eps)) : stab(ctx, z, grp.eps, grp.sign);
+    const usesZ = plain && (grp.bias === IDENTITY || !lin.bias); // the denominator is z itself
+    const product = ctx.products.get(Rout);
+    let s: string;
+    if (usesZ && gate) {
+      // below a Relu gate, relu(z) + eps equals stab(z) wherever R != 0
+      s = b.div(Rout, b.add(gate, b.scalar(grp.eps)));
+    } else if (usesZ && !grp.mask && grp.eps > 0 && product?.x === z) {
+      // R = z * q (z feeds a residual Add alone): R / stab(z) = q * |z| / (|z| + eps), exactly,
+      // without the sign selection of the general stabiliser
+      const abs = b.op('Abs', [z]);
+      s = b.mul(product.q, b.div(abs, b.add(abs, b.scalar(grp.eps))));
     } else {
-      const D =
-        plain && grp.bias === null
+      const D = usesZ
+        ? z
+        : plain && grp.bias === null
           ? b.sub(z, b.constant(f32(lin.biasDims, lin.bias ?? []), 'bias'))
           : b.sumOf(terms.map((t, i) => lin.forward(t.input, weightOf(t.weight), i === 0 ? bias : null)));
-      denom = stab(ctx, D, grp.eps, grp.sign);
+      let Rg = Rout;
+      if (grp.mask && !gate) {
+        const cond = b.op(grp.mask === 'pos' ? 'Greater' : 'Less', [z, b.scalar(0)]);
+        Rg = b.op('Where', [cond, Rout, b.scalar(0)]);
+      }
+      s = b.div(Rg, stab(ctx, D, grp.eps, grp.sign));
     }
-    let Rg = Rout;
-    if (grp.mask && !gate) {
-      const cond = b.op(grp.mask === 'pos' ? 'Greater' : 'Less', [z, b.scalar(0)]);
-      Rg = b.op('Where', [cond, Rout, b.scalar(0)]);
-    }
-    let s = b.div(Rg, denom);
     if (grp.coef !== 1) s = b.mul(s, b.scalar(grp.coef));
     for (const t of terms) {
       const back = lin.transposed(s, weightOf(t.weight));
@@ -626,6 +636,7 @@ function addSubHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
     const parts = n.inputs.map((inp, i) => {
       let r = b.mul(inp, s);
       if (n.opType === 'Sub' && i === 1) r = b.op('Neg', [r]);
+      else if (dimsOf(ctx, inp).join() === outD.join()) ctx.products.set(r, { x: inp, q: s });
       return unbroadcast(ctx, r, outD, dimsOf(ctx, inp));
     });
     recordLayer(ctx, n, 'norm', parts);
@@ -940,6 +951,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     layers: [],
     wantStats: opts.stats !== false || opts.maps,
     wantMaps: opts.maps,
+    products: new Map(),
     zeroWhereZero: (t) => {
       const l = contrib.get(t);
       return !!l && l.every((c) => c.zp);
@@ -992,6 +1004,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
     if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
   }
+  pruneDead(g); // e.g. the norm rule's x_i * s when the next rule used its factors directly
   return { graph: g, inputName: input, layers: ctx.layers, numClasses: sel.numClasses };
 }
 
