@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { FrameLocator, Page } from 'playwright-core';
-import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -198,13 +198,7 @@ test('the Compare view and its selection come back after a window reload', { tim
     // A changed selection (written to lrpLens.compare) is what the restored view shows.
     await view.locator('figure.cell[data-method="epsilon"] .cell-remove').click();
     await until('lrpLens.compare written', async () => JSON.stringify(userCompareSetting()) === JSON.stringify(DEFAULTS.slice(1)), 15_000);
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
-    await input.fill('>Developer: Reload Window');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press('Enter');
-    await page.waitForTimeout(1500);
+    await reloadWindow(page);
     view = await webviewFor(page, 'shape.png');
     await waitReady(view);
     await view.locator('#compare-view').waitFor({ state: 'visible', timeout: 30_000 });

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -165,14 +165,7 @@ test('Explain Prediction from the Explorer shows the prediction, heatmap and rel
 
 test('the panel is restored after a window reload', { timeout: 120_000 }, async (t) => {
   try {
-    // "Developer: Reload Window" (a browser reload skips the workbench's state flush).
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
-    await input.fill('>Developer: Reload Window');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press('Enter');
-    await page.waitForTimeout(1500);
+    await reloadWindow(page);
     const view = await webviewFor(page, 'shape.png');
     await waitReady(view);
     assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), 'triangle');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -108,13 +108,7 @@ test('Explain All Images in Folder fills a grid with labels and heatmap thumbnai
 
 test('the grid is restored after a window reload', { timeout: 120_000 }, async (t) => {
   try {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
-    await input.fill('>Developer: Reload Window');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press('Enter');
-    await page.waitForTimeout(1500);
+    await reloadWindow(page);
     const view = await webviewFor(page, 'shapes/');
     await checkGrid(view);
   } catch (err) {

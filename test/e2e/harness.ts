@@ -293,3 +293,14 @@ export async function startVsCode(
     },
   };
 }
+
+/** "Developer: Reload Window" from the command palette (a browser reload skips the workbench's state flush). */
+export async function reloadWindow(page: Page): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill('>Developer: Reload Window');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reload Window' }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1500);
+}
