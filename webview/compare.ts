@@ -12,18 +12,8 @@ import {
 } from '../src/protocol';
 import { formatValue, maxAbs, renderMap, SIGNED_COLORMAPS, type FloatMap } from './colormap';
 import { curvePaths, sharedScale } from './plot';
+import { h } from './dom';
 
-type Child = Node | string | null | undefined | false;
-
-function h(tag: string, props: Record<string, string> = {}, ...children: Child[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') el.className = v;
-    else el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 const SVG = 'http://www.w3.org/2000/svg';
 function s(tag: string, attrs: Record<string, string | number> = {}, text?: string): SVGElement {

@@ -9,29 +9,14 @@ import {
   type FolderWebviewMessage,
   type PanelError,
 } from '../src/protocol';
+import { h, vscodeApi } from './dom';
 
-interface VsCodeApi {
-  postMessage(msg: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vscodeApi();
 
 function send(msg: FolderWebviewMessage): void {
   vscode.postMessage(msg);
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') el.className = v;
-    else el.setAttribute(k, v);
-  }
-  el.append(...children);
-  return el;
-}
 
 let runId = 0;
 let files: string[] = [];

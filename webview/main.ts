@@ -30,35 +30,14 @@ import {
 import { blendOverImage, formatValue, legendGradient, mapValueAt, maxAbs, renderMap, type FloatMap, type RgbImage } from './colormap';
 import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
+import { h, vscodeApi } from './dom';
 
-interface VsCodeApi {
-  postMessage(msg: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vscodeApi();
 
 function send(msg: WebviewMessage): void {
   vscode.postMessage(msg);
 }
 
-// ---------- tiny DOM helper ----------
-
-type Child = Node | string | null | undefined | false;
-
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props?: Record<string, string>, ...children: Child[]): HTMLElementTagNameMap[K];
-function h(tag: string, props?: Record<string, string>, ...children: Child[]): HTMLElement;
-function h(tag: string, props: Record<string, string> = {}, ...children: Child[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') el.className = v;
-    else el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
