@@ -146,3 +146,28 @@ export function broadcast(a: (number | null)[], b: (number | null)[]): (number |
 export function toDims(shape: (number | null)[]): Dim[] {
   return shape.map((d, i) => (d === null ? (i === 0 ? 'batch' : `d${i}`) : d));
 }
+
+/** Element-wise activations both tf.js formats name (lower-cased, without '_'), as ONNX nodes. */
+const ACTIVATIONS: Record<string, (e: Emitter, x: string, name: string, rank: number, alpha: number) => string> = {
+  relu: (e, x, n) => e.op('Relu', n, [x]),
+  relu6: (e, x, n) => e.op('Clip', n, [x, e.scalar(`${n}/min`, 0), e.scalar(`${n}/max`, 6)]),
+  elu: (e, x, n) => e.op('Elu', n, [x], { alpha: A.float(1) }),
+  selu: (e, x, n) => e.op('Selu', n, [x]),
+  sigmoid: (e, x, n) => e.op('Sigmoid', n, [x]),
+  hardsigmoid: (e, x, n) => e.op('HardSigmoid', n, [x], { alpha: A.float(0.2), beta: A.float(0.5) }),
+  tanh: (e, x, n) => e.op('Tanh', n, [x]),
+  softplus: (e, x, n) => e.op('Softplus', n, [x]),
+  swish: (e, x, n) => e.op('Mul', n, [x, e.op('Sigmoid', `${n}/sigmoid`, [x])]),
+  silu: (e, x, n) => e.op('Mul', n, [x, e.op('Sigmoid', `${n}/sigmoid`, [x])]),
+  leakyrelu: (e, x, n, _rank, alpha) => e.op('LeakyRelu', n, [x], { alpha: A.float(alpha) }),
+  softmax: (e, x, n, rank) => e.op('Softmax', n, [x], { axis: A.int(rank === 4 ? 1 : -1) }),
+};
+
+/**
+ * Emit an activation by its Keras or TF name ('relu6', 'Relu6', 'hard_sigmoid', ...); null when
+ * the name is not one of them. `alpha` is LeakyRelu's slope.
+ */
+export function emitActivation(e: Emitter, kind: string, x: string, name: string, rank: number, alpha = 0.2): string | null {
+  const f = ACTIVATIONS[kind.toLowerCase().replace(/_/g, '')];
+  return f ? f(e, x, name, rank, alpha) : null;
+}

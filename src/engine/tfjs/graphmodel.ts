@@ -16,6 +16,7 @@ import {
   toDims,
   windowAttrs,
   windowOut,
+  emitActivation,
 } from './common';
 
 type Shape = (number | null)[];
@@ -168,28 +169,12 @@ function needRank4(ctx: Ctx, t: TT): void {
   if (attrS(ctx.node, 'data_format', 'NHWC') !== 'NHWC') bad(ctx, `data_format ${attrS(ctx.node, 'data_format', '')} is not supported (only NHWC)`);
 }
 
+const GRAPH_ACTIVATIONS = new Set(['Relu', 'Relu6', 'Elu', 'Selu', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Softmax']);
+
 function activation(ctx: Ctx, kind: string, x: string, rank: number, name: string): string {
-  const e = ctx.e;
-  switch (kind) {
-    case 'Relu':
-      return e.op('Relu', name, [x]);
-    case 'Relu6':
-      return e.op('Clip', name, [x, e.scalar(`${name}/min`, 0), e.scalar(`${name}/max`, 6)]);
-    case 'Elu':
-      return e.op('Elu', name, [x], { alpha: A.float(1) });
-    case 'Selu':
-      return e.op('Selu', name, [x]);
-    case 'Sigmoid':
-      return e.op('Sigmoid', name, [x]);
-    case 'Tanh':
-      return e.op('Tanh', name, [x]);
-    case 'LeakyRelu':
-      return e.op('LeakyRelu', name, [x], { alpha: A.float(attrF(ctx.node, 'leakyrelu_alpha', attrF(ctx.node, 'alpha', 0.2))) });
-    case 'Softmax':
-      return e.op('Softmax', name, [x], { axis: A.int(rank === 4 ? 1 : -1) });
-    default:
-      return bad(ctx, `activation ${kind} is not supported`);
-  }
+  const alpha = attrF(ctx.node, 'leakyrelu_alpha', attrF(ctx.node, 'alpha', 0.2));
+  const out = GRAPH_ACTIVATIONS.has(kind) ? emitActivation(ctx.e, kind, x, name, rank, alpha) : null;
+  return out ?? bad(ctx, `activation ${kind} is not supported`);
 }
 
 // ---------- ops ----------

@@ -15,6 +15,7 @@ import {
   toDims,
   windowAttrs,
   windowOut,
+  emitActivation,
 } from './common';
 
 type Shape = (number | null)[];
@@ -92,36 +93,12 @@ function internalAxis(axis: number, rank: number): number {
 }
 
 /** Keras activation name -> nodes. Returns the output tensor name. */
+const LAYER_ACTIVATIONS = new Set(['relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hard_sigmoid', 'hardSigmoid', 'tanh', 'softplus', 'swish', 'silu', 'softmax']);
+
 function activation(ctx: Ctx, l: LayerJson, layerName: string, kind: string, x: string, rank: number, nodeName: string): string {
-  const e = ctx.e;
-  switch (kind) {
-    case 'linear':
-      return x;
-    case 'relu':
-      return e.op('Relu', nodeName, [x]);
-    case 'relu6':
-      return e.op('Clip', nodeName, [x, e.scalar(`${nodeName}/min`, 0), e.scalar(`${nodeName}/max`, 6)]);
-    case 'elu':
-      return e.op('Elu', nodeName, [x], { alpha: A.float(1) });
-    case 'selu':
-      return e.op('Selu', nodeName, [x]);
-    case 'sigmoid':
-      return e.op('Sigmoid', nodeName, [x]);
-    case 'hard_sigmoid':
-    case 'hardSigmoid':
-      return e.op('HardSigmoid', nodeName, [x], { alpha: A.float(0.2), beta: A.float(0.5) });
-    case 'tanh':
-      return e.op('Tanh', nodeName, [x]);
-    case 'softplus':
-      return e.op('Softplus', nodeName, [x]);
-    case 'swish':
-    case 'silu':
-      return e.op('Mul', nodeName, [x, e.op('Sigmoid', `${nodeName}/sigmoid`, [x])]);
-    case 'softmax':
-      return e.op('Softmax', nodeName, [x], { axis: A.int(rank === 4 ? 1 : -1) });
-    default:
-      return bad(ctx, l, layerName, `activation '${kind}' is not supported`);
-  }
+  if (kind === 'linear') return x;
+  const out = LAYER_ACTIVATIONS.has(kind) ? emitActivation(ctx.e, kind, x, nodeName, rank) : null;
+  return out ?? bad(ctx, l, layerName, `activation '${kind}' is not supported`);
 }
 
 function withActivation(ctx: Ctx, l: LayerJson, name: string, y: KT): KT {
