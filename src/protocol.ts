@@ -4,7 +4,7 @@
 // Binary data (relevance maps, image pixels) crosses as ArrayBuffer; `toFloat32` / `toUint8`
 // accept whatever the transport hands over (ArrayBuffer, typed array, or a plain array).
 
-import { COMPOSITE_NAMES } from './engine/config';
+import { COMPOSITE_NAMES, DEFAULT_COMPARE_METHODS } from './engine/config';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -34,15 +34,7 @@ export const COMPARE_METHODS = [...COMPOSITES, ...ATTRIBUTION_METHODS] as const;
 export type CompareMethod = (typeof COMPARE_METHODS)[number];
 
 /** The default of the `lrpLens.compare` setting. */
-export const DEFAULT_COMPARE: readonly CompareMethod[] = [
-  'epsilon',
-  'epsilon-plus-flat',
-  'epsilon-gamma-box',
-  'alpha1-beta0',
-  'epsilon-alpha2-beta1-flat',
-  'gradcam',
-  'gradient-input',
-];
+export const DEFAULT_COMPARE: readonly CompareMethod[] = DEFAULT_COMPARE_METHODS;
 
 /** Compare grid normalisation: each map by its own max |v|, or one max |v| over all cells. */
 export const COMPARE_NORMS = ['own', 'shared'] as const;

@@ -25,6 +25,17 @@ export const COMPOSITE_NAMES = [
 ] as const;
 export type CompositeName = (typeof COMPOSITE_NAMES)[number];
 
+/** The methods compared side by side by default (the panel's grid; `evaluate` adds the random baseline). */
+export const DEFAULT_COMPARE_METHODS = [
+  'epsilon',
+  'epsilon-plus-flat',
+  'epsilon-gamma-box',
+  'alpha1-beta0',
+  'epsilon-alpha2-beta1-flat',
+  'gradcam',
+  'gradient-input',
+] as const;
+
 /** Parameters a rule may take; unset ones come from the top-level config, then the spec defaults. */
 export interface RuleParams {
   epsilon?: number;

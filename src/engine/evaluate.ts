@@ -11,22 +11,13 @@
 // f(x_0), f(x_1), ..., f(x_K) with x_0 = x; AOPC = 1/(K+1) sum_{k=0..K} (f(x_0) - f(x_k)), as in
 // Samek et al. Higher AOPC = the map finds what the model relies on. `random` averages
 // several seeds.
-import { RulesConfig } from './config';
+import { DEFAULT_COMPARE_METHODS, RulesConfig } from './config';
 import type { Explainer } from './explainer';
 import { ModelError, Tensor } from './graph';
 import { AttributionMap, Method, parseMethod, seededRandom } from './methods';
 import { ModelInputInfo } from './types';
 
-export const DEFAULT_METHODS = [
-  'epsilon',
-  'epsilon-plus-flat',
-  'epsilon-gamma-box',
-  'alpha1-beta0',
-  'epsilon-alpha2-beta1-flat',
-  'gradcam',
-  'gradient-input',
-  'random',
-] as const;
+export const DEFAULT_METHODS = [...DEFAULT_COMPARE_METHODS, 'random'] as const;
 
 export const DEFAULT_STEPS = 50;
 export const DEFAULT_RANDOM_SEEDS = 5;

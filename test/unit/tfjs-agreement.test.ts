@@ -8,21 +8,12 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Explainer } from '../../src/engine/explainer';
-import { parseRulesConfig } from '../../src/engine/config';
+import { COMPOSITE_NAMES, parseRulesConfig } from '../../src/engine/config';
 import { type PreprocessOptions, inputBoundsFor, loadImageTensor } from '../../src/engine/image';
 import { IMAGES_DIR, relL2 } from '../helpers';
 import { emotionModel, extractNsfwjs } from './tfjs-util';
 
-const COMPOSITES = [
-  'epsilon',
-  'alpha1-beta0',
-  'gamma',
-  'epsilon-plus',
-  'epsilon-plus-flat',
-  'epsilon-gamma-box',
-  'epsilon-alpha2-beta1',
-  'epsilon-alpha2-beta1-flat',
-] as const;
+const COMPOSITES = COMPOSITE_NAMES;
 
 const EMOTION_ADD =
   'emotion GraphModel, grace_hopper.jpg: the backends agree to ~1e-5 down to add_1 (a residual Add, norm rule, ' +
