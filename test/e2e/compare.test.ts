@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { FrameLocator, Page } from 'playwright-core';
-import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -88,7 +88,7 @@ function userCompareSetting(): unknown {
 const cellState = (view: FrameLocator, m: string) => view.locator(`#compare-grid figure.cell[data-method="${m}"]`).getAttribute('data-state');
 
 test('Compare view: the grid of methods, an error cell, the setting, the faithfulness curves', { timeout: 420_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-compare', async () => {
     await openWorkbench(page, server!.url(ws), 'shape.png', 'model.onnx');
     await explorerCommand(page, 'shape.png', 'Explain Prediction');
     const view = await webviewFor(page, 'shape.png');
@@ -184,15 +184,11 @@ test('Compare view: the grid of methods, an error cell, the setting, the faithfu
     await until('alpha1-beta0 in the main view', async () => /with alpha1-beta0/.test(await view.locator('#status').innerText()), 60_000);
     assert.equal(await view.locator('#composite').evaluate((el: HTMLElement & { value: string }) => el.value), 'alpha1-beta0');
     assert.equal(await view.locator('#method').evaluate((el: HTMLElement & { value: string }) => el.value), 'lrp');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-compare').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('the Compare view and its selection come back after a window reload', { timeout: 180_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-compare-restore', async () => {
     let view = await webviewFor(page, 'shape.png');
     await view.locator('#tab-compare').click();
     // A changed selection (written to lrpLens.compare) is what the restored view shows.
@@ -206,9 +202,5 @@ test('the Compare view and its selection come back after a window reload', { tim
     assert.deepEqual(names, DEFAULTS.slice(1));
     await until('cells drawn after the reload', async () => (await view.locator('#compare-grid figure.cell[data-state="drawn"]').count()) === DEFAULTS.length - 1);
     await screenshot(page, 'e2e-10-compare-restored');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-compare-restore').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });

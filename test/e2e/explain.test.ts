@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -112,7 +112,7 @@ after(async () => {
 });
 
 test('Explain Prediction from the Explorer shows the prediction, heatmap and relevance flow', { timeout: 240_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-explain', async () => {
     await openWorkbench(page, server!.url(ws), 'shape.png', 'model.onnx');
     await screenshot(page, 'e2e-01-workbench');
     await explorerCommand(page, 'shape.png', 'Explain Prediction');
@@ -156,15 +156,11 @@ test('Explain Prediction from the Explorer shows the prediction, heatmap and rel
     assert.notEqual(second.hash, first.hash, 'the heatmap changed with the composite');
     assert.ok(second.distinct > 50);
     await screenshot(page, 'e2e-03-composite-epsilon');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-explain').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('the panel is restored after a window reload', { timeout: 120_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-restore', async () => {
     await reloadWindow(page);
     const view = await webviewFor(page, 'shape.png');
     await waitReady(view);
@@ -172,15 +168,11 @@ test('the panel is restored after a window reload', { timeout: 120_000 }, async 
     assert.ok((await canvasStats(view)).distinct > 50);
     assert.equal(await view.locator('#composite').evaluate((el: HTMLElement & { value: string }) => el.value), 'epsilon', 'the panel keeps its composite');
     await screenshot(page, 'e2e-03b-restored');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-restore').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('an unreadable image shows its error in the panel and as a notification', { timeout: 120_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-unreadable', async () => {
     await explorerCommand(page, 'unreadable.PNG', 'Explain Prediction');
     const view = await webviewFor(page, 'unreadable.PNG');
     await view.locator('#error .error-title').waitFor({ state: 'visible', timeout: 60_000 });
@@ -188,15 +180,11 @@ test('an unreadable image shows its error in the panel and as a notification', {
     assert.match(await view.locator('#error .error-message').innerText(), /unreadable\.PNG/);
     await page.locator('.notifications-toasts', { hasText: 'Unreadable image' }).first().waitFor({ state: 'visible', timeout: 10_000 });
     await screenshot(page, 'e2e-04-unreadable-image');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-unreadable').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('a model with an unsupported op shows which node and op', { timeout: 120_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-unsupported', async () => {
     await openWorkbench(page, server!.url(wsUnsupported), 'shape.png', 'einsum.onnx');
     await explorerCommand(page, 'shape.png', 'Explain Prediction');
     const view = await webviewFor(page, 'shape.png');
@@ -208,9 +196,5 @@ test('a model with an unsupported op shows which node and op', { timeout: 120_00
     assert.match(message, /Einsum/);
     assert.match(message, /einsum\.onnx/);
     await screenshot(page, 'e2e-05-unsupported-op');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-unsupported').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -92,34 +92,26 @@ after(async () => {
 });
 
 test('Explain All Images in Folder fills a grid with labels and heatmap thumbnails', { timeout: 240_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-folder', async () => {
     await openWorkbench(page, server!.url(ws), 'shapes', 'model.onnx');
     await explorerCommand(page, 'shapes', 'Explain All Images in Folder');
     const view = await webviewFor(page, 'shapes/');
     await checkGrid(view);
     await page.waitForTimeout(300);
     await screenshot(page, 'e2e-folder-01-grid');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-folder').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('the grid is restored after a window reload', { timeout: 120_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-folder-restore', async () => {
     await reloadWindow(page);
     const view = await webviewFor(page, 'shapes/');
     await checkGrid(view);
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-folder-restore').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });
 
 test('clicking a cell opens the full explain panel of that image', { timeout: 120_000 }, async (t) => {
-  try {
+  await withEvidence(t, page, server, 'e2e-failure-folder-open', async () => {
     const grid = await webviewFor(page, 'shapes/');
     await grid.locator('.cell[data-index="0"]').click();
     const view = await webviewFor(page, 'a-vgg.png');
@@ -127,9 +119,5 @@ test('clicking a cell opens the full explain panel of that image', { timeout: 12
     assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), 'triangle');
     await page.waitForTimeout(300);
     await screenshot(page, 'e2e-folder-02-opened');
-  } catch (err) {
-    await screenshot(page, 'e2e-failure-folder-open').catch(() => undefined);
-    t.diagnostic(server?.outputChannelLog() ?? '');
-    throw err;
-  }
+  });
 });

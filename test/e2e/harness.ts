@@ -304,3 +304,20 @@ export async function reloadWindow(page: Page): Promise<void> {
   await page.keyboard.press('Enter');
   await page.waitForTimeout(1500);
 }
+
+/** Run a test body; when it fails, keep a screenshot and the extension's output channel as evidence. */
+export async function withEvidence(
+  t: { diagnostic(message: string): void },
+  page: Page,
+  server: CodeServer | undefined,
+  name: string,
+  body: () => Promise<void>,
+): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    await screenshot(page, name).catch(() => undefined);
+    t.diagnostic(server?.outputChannelLog() ?? '');
+    throw err;
+  }
+}
