@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Graph, Node, Tensor, ValueInfo, f32 } from '../src/engine/graph';
 import { readNpy, writeNpy } from '../src/engine/npy';
+import { seededRandom } from '../src/engine/random';
 import { exportOnnx } from '../src/engine/onnx';
 
 /** The repository root. */
@@ -89,6 +90,28 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return den === 0 ? num : num / den;
 }
 
+/**
+ * How well float32 determines an explanation at all: the largest relL2 change of `explain`'s output
+ * when every input element moves by about one float32 ulp (x * (1 +- 2^-24), rounded to float32;
+ * random signs), over `draws` seeded draws. No float32 implementation can be expected to agree with another closer than this, because
+ * each rounds every layer's values by at least as much. On the reference fixtures it tracks the
+ * manifest's `float32Noise` (the reference library's own float32-vs-float64 distance).
+ */
+export async function ulpSensitivity(
+  explain: (x: Tensor) => Promise<ArrayLike<number>>,
+  x: Tensor,
+  draws = 3,
+): Promise<number> {
+  const base = await explain(x);
+  let worst = 0;
+  for (let s = 1; s <= draws; s++) {
+    const r = seededRandom(s);
+    const data = Float32Array.from(x.data as Float32Array, (v) => v * (1 + (r() < 0.5 ? -1 : 1) * 2 ** -24));
+    worst = Math.max(worst, relL2(await explain({ ...x, data }), base));
+  }
+  return worst;
+}
+
 /** Run `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -104,7 +127,7 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 
-export { seededRandom as rng } from '../src/engine/random';
+export { seededRandom as rng };
 
 // ---------- tiny ONNX models ----------
 

@@ -2,15 +2,17 @@
 // input relevance within relL2 1e-4 of each other, for every composite. Photos from the shared
 // fixtures, preprocessed as each model expects (nsfwjs: pixels / 255; the emotion model: grey, [-1, 1]).
 //
-// Comparisons that do not agree yet are `todo` with the measured numbers and the layer where the
-// backends first diverge (see the reasons below); the threshold is never loosened.
+// Comparisons that do not agree are `todo` with the measured numbers and the layer where the
+// backends first diverge (see the reasons below); the threshold is never loosened. Each todo is
+// checked to be a float32 conditioning limit, not a backend bug: moving the input by one float32
+// ulp moves onnxruntime's own relevance by more than 1e-4 there (`ulpSensitivity`).
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Explainer } from '../../src/engine/explainer';
 import { COMPOSITE_NAMES, parseRulesConfig } from '../../src/engine/config';
 import { type PreprocessOptions, inputBoundsFor, loadImageTensor } from '../../src/engine/image';
-import { IMAGES_DIR, relL2 } from '../helpers';
+import { IMAGES_DIR, relL2, ulpSensitivity } from '../helpers';
 import { emotionModel, extractNsfwjs } from './tfjs-util';
 
 const COMPOSITES = COMPOSITE_NAMES;
@@ -19,10 +21,13 @@ const EMOTION_ADD =
   'emotion GraphModel, grace_hopper.jpg: the backends agree to ~1e-5 down to add_1 (a residual Add, norm rule, ' +
   'stabiliser 1e-6; map relL2 1.7e-5 at its output), then jump to 2.3e-4 (max_pooling2d_1 branch) and 3.8e-4 ' +
   '(strided 1x1 shortcut Conv batch_normalization_1) on its two inputs: the split a/(a+b) of that Add amplifies ' +
-  'the float32 differences of the two forward branches where a+b is near zero';
+  'the float32 differences of the two forward branches where a+b is near zero. One ulp of input noise alone ' +
+  'moves onnxruntime\'s own relevance by 1e-4 to 7e-4 for these composites';
 const MOBILENET_EPS =
   'nsfwjs MobileNetV2, LRP-epsilon 1e-6 on every layer (relevance sums 7.097 vs 7.101 on chelsea): near-zero ' +
-  'epsilon denominators; the diverging layer is not localised yet. Every other composite agrees to <= 4e-5';
+  'epsilon denominators at the linear-bottleneck project convs (block_9_project, block_15_project) that feed ' +
+  'residual Adds with z near 0. One ulp of input noise alone moves onnxruntime\'s own relevance by 8e-4 to 2.7e-3, ' +
+  'and onnxruntime with and without graph optimisations differs by 1e-3. Every other composite agrees to <= 4e-5';
 
 /** measured with tf.js 4.22 wasm vs onnxruntime-node 1.30 (cpu) */
 const TODO: Record<string, string> = {
@@ -59,6 +64,21 @@ for (const m of MODELS)
       for (const e of await pair) await e.dispose();
     });
 
+    const load = async (img: string, composite: string) => {
+      const [a] = await explainers();
+      const opts: PreprocessOptions = {
+        width: a.input.width,
+        height: a.input.height,
+        channels: a.input.channels as 1 | 3,
+        layout: a.input.layout,
+        preset: m.preset,
+      };
+      const { tensor: x } = await loadImageTensor(path.join(IMAGES_DIR, img), opts);
+      const raw: Record<string, unknown> = { composite };
+      if (composite === 'epsilon-gamma-box') raw.inputBounds = inputBoundsFor(opts);
+      return { x, rules: parseRulesConfig(raw) };
+    };
+
     for (const img of m.images)
       for (const composite of COMPOSITES) {
         const id = `${m.key}/${img}/${composite}`;
@@ -66,17 +86,7 @@ for (const m of MODELS)
         it(id, todo ? { todo } : {}, async (t) => {
           const [a, b] = await explainers();
           assert.equal(a.input.layout, 'NHWC');
-          const opts: PreprocessOptions = {
-            width: a.input.width,
-            height: a.input.height,
-            channels: a.input.channels as 1 | 3,
-            layout: a.input.layout,
-            preset: m.preset,
-          };
-          const { tensor: x } = await loadImageTensor(path.join(IMAGES_DIR, img), opts);
-          const raw: Record<string, unknown> = { composite };
-          if (composite === 'epsilon-gamma-box') raw.inputBounds = inputBoundsFor(opts);
-          const rules = parseRulesConfig(raw);
+          const { x, rules } = await load(img, composite);
           const ra = await a.explain(x, { rules });
           const rb = await b.explain(x, { rules });
           assert.equal(ra.target, rb.target, 'same target class');
@@ -84,5 +94,13 @@ for (const m of MODELS)
           t.diagnostic(`relL2 ${d.toExponential(2)}; relevance sums ${ra.relevanceSum.toFixed(5)} (tfjs) ${rb.relevanceSum.toFixed(5)} (onnxruntime)`);
           assert.ok(d < 1e-4, `${id}: relL2 ${d.toExponential(2)}`);
         });
+        if (todo)
+          it(`${id} is ill-conditioned in float32: one ulp of input noise moves onnxruntime's relevance by > 1e-4`, async (t) => {
+            const [, b] = await explainers();
+            const { x, rules } = await load(img, composite);
+            const s = await ulpSensitivity(async (v) => (await b.explain(v, { rules })).relevance.data as Float32Array, x);
+            t.diagnostic(`one-ulp sensitivity ${s.toExponential(2)}`);
+            assert.ok(s > 1e-4, `${id}: one-ulp sensitivity ${s.toExponential(2)}: well enough conditioned for 1e-4, so the todo is a real disagreement`);
+          });
       }
   });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { A, type Attr, type Graph, type Node, type Tensor, f32, i64 } from '../../src/engine/graph';
 import { createTfjsBackend } from '../../src/backends/tfjs';
-import { maxRelDiff, numbersOf, randn, rng, runOrt } from './tfjs-util';
+import { maxRelErr, numbersOf, randn, rng, runOrt } from './tfjs-util';
 
 interface Case {
   name: string;
@@ -181,7 +181,7 @@ for (const cs of cases)
       const a = numbersOf(mine[o]);
       const b = numbersOf(ref[o]);
       if (outInts.has(o) || ref[o].dtype !== 'float32') assert.deepEqual(a, b, `${o}: values`);
-      else assert.ok(maxRelDiff(a, b) < 1e-5, `${o}: max rel diff ${maxRelDiff(a, b)}`);
+      else assert.ok(maxRelErr(a, b) < 1e-5, `${o}: max rel diff ${maxRelErr(a, b)}`);
     }
   });
 
@@ -204,7 +204,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Explainer } from '../../src/engine/explainer';
 import { parseRulesConfig } from '../../src/engine/config';
-import { REFERENCE_DIR, readNpyFile } from '../helpers';
+import { REFERENCE_DIR, readNpyFile, ulpSensitivity } from '../helpers';
 import { emotionModel, relL2 } from './tfjs-util';
 
 interface RefCase {
@@ -213,6 +213,8 @@ interface RefCase {
   input: string;
   target: number;
   rules: Record<string, unknown>;
+  tolerance: { relL2: number };
+  float32Noise: number;
 }
 
 const refCases = (JSON.parse(readFileSync(path.join(REFERENCE_DIR, 'manifest.json'), 'utf8')) as { cases: RefCase[] }).cases;
@@ -230,7 +232,8 @@ function explainer(model: string, backend: 'tfjs' | 'onnxruntime'): Promise<Expl
 /**
  * Ill-conditioned in float32 (epsilon 1e-6 with zeroBias on shapes-vgg: the fixture's own float32
  * noise is 6e-4): onnxruntime without graph optimisations is 7e-3 from the reference, tf.js cpu
- * 1.3e-2, tf.js wasm 3.1e-2 (the fixture allows 1.26e-2). Tracked, not hidden: see the todo test.
+ * 1.3e-2, tf.js wasm 3.1e-2 (the fixture allows 1.26e-2). One ulp of input noise moves onnxruntime's own
+ * result by up to 2e-2, more than the tolerance. Tracked, not hidden: see the todo test.
  */
 const ILL_CONDITIONED = new Set(['shapes-vgg/model/sample0/c08-epsilon-zerobias', 'shapes-vgg/model-bn/sample0/c08-epsilon-zerobias']);
 
@@ -254,11 +257,30 @@ test('tfjs and onnxruntime backends agree on every reference fixture (relL2 < 1e
   assert.deepEqual(worst, []);
 });
 
-test('tfjs and onnxruntime backends agree on the ill-conditioned fixtures', { todo: 'float32 kernel accumulation order (wasm) amplified by epsilon 1e-6 + zeroBias' }, async () => {
+test('tfjs and onnxruntime backends agree on the ill-conditioned fixtures', { todo: 'float32 limit: epsilon 1e-6 with zeroBias amplifies float32 rounding; one ulp of input noise alone moves the result by 2e-2 (see the next test)' }, async () => {
   for (const c of refCases.filter((k) => ILL_CONDITIONED.has(k.id))) {
     const d = await fixtureDistance(c);
     assert.ok(d < 1e-4, `${c.id}: relL2 ${d}`);
   }
+});
+
+test('the ill-conditioned fixtures are a float32 limit: one ulp of input noise moves onnxruntime\'s relevance by more than 1e-4 and than the fixture\'s tolerance', async (t) => {
+  for (const c of refCases.filter((k) => ILL_CONDITIONED.has(k.id))) {
+    const x = readNpyFile(path.resolve(REFERENCE_DIR, c.input));
+    const rules = parseRulesConfig(c.rules);
+    const e = await explainer(path.resolve(REFERENCE_DIR, c.model), 'onnxruntime');
+    const s = await ulpSensitivity(async (v) => (await e.explain(v, { target: c.target, rules })).relevance.data as Float32Array, x);
+    t.diagnostic(`${c.id}: one-ulp sensitivity ${s.toExponential(2)} (fixture float32Noise ${c.float32Noise.toExponential(2)}, tolerance ${c.tolerance.relL2.toExponential(2)})`);
+    assert.ok(s > 1e-4 && s > c.tolerance.relL2, `${c.id}: one-ulp sensitivity ${s.toExponential(2)}`);
+  }
+  // the measure itself: on a well-conditioned fixture it stays at the float32 noise level
+  const c = refCases.find((k) => k.id === 'shapes-vgg/model/sample0/c01-epsilon') as RefCase;
+  const e = await explainer(path.resolve(REFERENCE_DIR, c.model), 'onnxruntime');
+  const rules = parseRulesConfig(c.rules);
+  const x = readNpyFile(path.resolve(REFERENCE_DIR, c.input));
+  const s = await ulpSensitivity(async (v) => (await e.explain(v, { target: c.target, rules })).relevance.data as Float32Array, x);
+  t.diagnostic(`${c.id}: one-ulp sensitivity ${s.toExponential(2)} (float32Noise ${c.float32Noise.toExponential(2)})`);
+  assert.ok(s < 1e-4 && s < 20 * c.float32Noise, `${c.id}: one-ulp sensitivity ${s.toExponential(2)}`);
 });
 
 test('tfjs and onnxruntime backends agree on a real tf.js model (emotion GraphModel, NHWC relevance)', async () => {

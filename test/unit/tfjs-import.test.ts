@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { importTfjs } from '../../src/engine/tfjs';
 import { createTfjsBackend } from '../../src/backends/tfjs';
 import type { Graph, Tensor } from '../../src/engine/graph';
-import { emotionModel, extractNsfwjs, fileHandler, maxRelDiff, numbersOf, rng, runOrt } from './tfjs-util';
+import { emotionModel, extractNsfwjs, fileHandler, maxRelErr, numbersOf, rng, runOrt } from './tfjs-util';
 
 /** Logits up to a constant from softmax probabilities: log p - mean(log p). */
 function centeredLog(p: ArrayLike<number>): number[] {
@@ -81,11 +81,11 @@ for (const m of MODELS)
       const cl = await backend.compile(lg);
       const logits = numbersOf((await cl.run({ [lg.inputs[0].name]: x }))[lg.outputs[0].name]);
       await cl.dispose();
-      const dProbs = maxRelDiff(mineProbs, Array.from(probs));
-      const dLogits = maxRelDiff(centered(logits), centeredLog(probs));
+      const dProbs = maxRelErr(mineProbs, Array.from(probs));
+      const dLogits = maxRelErr(centered(logits), centeredLog(probs));
       // the same graph on onnxruntime
       const ort = numbersOf((await runOrt(lg, { [lg.inputs[0].name]: x }))[lg.outputs[0].name]);
-      const dOrt = maxRelDiff(logits, ort);
+      const dOrt = maxRelErr(logits, ort);
       figures.push(`${m.label} seed ${seed}: probs ${dProbs.toExponential(2)}, logits vs tf.js ${dLogits.toExponential(2)}, tfjs vs ort logits ${dOrt.toExponential(2)}`);
       assert.ok(dProbs < 1e-4, `softmax outputs differ from tf.js by ${dProbs}`);
       assert.ok(dLogits < 1e-4, `logits differ from tf.js by ${dLogits}`);
@@ -222,9 +222,9 @@ async function compareWithTfjs(file: string, kind: 'layers' | 'graph' = 'layers'
   assert.deepEqual(out.dims, [...y.shape]);
   const mine = numbersOf(out);
   const ortOut = numbersOf((await runOrt(g, { [g.inputs[0].name]: x }))[g.outputs[0].name]);
-  const d = maxRelDiff(mine, ref);
+  const d = maxRelErr(mine, ref);
   assert.ok(d < 1e-4, `differs from tf.js predict by ${d}`);
-  assert.ok(maxRelDiff(ortOut, ref) < 1e-4, `onnxruntime differs from tf.js predict by ${maxRelDiff(ortOut, ref)}`);
+  assert.ok(maxRelErr(ortOut, ref) < 1e-4, `onnxruntime differs from tf.js predict by ${maxRelErr(ortOut, ref)}`);
   return d;
 }
 

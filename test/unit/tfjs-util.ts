@@ -28,27 +28,8 @@ export function numbersOf(t: Tensor): number[] {
   return Array.from(t.data as ArrayLike<number | bigint>, (x) => Number(x));
 }
 
-/** Relative L2 distance ||a - b|| / max(||b||, tiny). */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-}
-
-export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  let m = 0;
-  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m / Math.max(scale, 1e-30);
-}
-
-
 export { seededRandom as rng } from '../../src/engine/random';
+export { relL2, maxRelErr } from '../helpers';
 
 export function randn(dims: number[], r: () => number, scale = 1): Tensor {
   let n = 1;
