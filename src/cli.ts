@@ -128,6 +128,7 @@ async function explainCommand(args: string[]): Promise<void> {
         loadMs,
         forwardMs,
       });
+    await ex.releaseForward(); // timed only: the LRP program computes the logits itself
     const e = await ex.explain(x, { target, rules });
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
@@ -270,8 +271,6 @@ async function benchCommand(args: string[]): Promise<void> {
     const rules = parseRulesConfig(raw, (values.rules as string | undefined) ?? 'rules');
     // lrp: the input relevance alone (what the Python LRP libraries compute);
     // lrpWithLayers: plus every layer's relevance sums, as `explain` and the panel report them
-    await ex.forward(x);
-    await ex.explain(x, { rules, layers: false }); // warm-up (compiles the program)
     const fwd: number[] = [];
     const lrp: number[] = [];
     const lrpLayers: number[] = [];
@@ -280,8 +279,12 @@ async function benchCommand(args: string[]): Promise<void> {
       await f();
       into.push(performance.now() - t);
     };
-    // in blocks, not interleaved: an idle session's spinning threads would slow the other one
+    // in blocks, one session alive at a time (as when explaining, which needs no forward-only
+    // session); interleaved, an idle session's spinning threads would also slow the other one
+    await ex.forward(x); // warm-up
     for (let i = 0; i < runs; i++) await timed(() => ex.forward(x), fwd);
+    await ex.releaseForward();
+    await ex.explain(x, { rules, layers: false }); // warm-up (compiles the program)
     for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules, layers: false }), lrp);
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     await ex.explain(x, { rules }); // warm-up of the program with per-layer sums

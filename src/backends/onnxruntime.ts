@@ -1,6 +1,6 @@
 // onnxruntime-node backend: a Graph is serialised to ONNX and run as one InferenceSession.
 import type * as ortTypes from 'onnxruntime-node';
-import { exportOnnx } from '../engine/onnx';
+import { type ExternalFile, exportOnnxSplit } from '../engine/onnx';
 import { Graph, Tensor } from '../engine/graph';
 import { Backend, CompiledGraph } from './backend';
 
@@ -43,8 +43,12 @@ function fromOrt(v: ortTypes.Tensor): Tensor {
   }
 }
 
-async function createSession(ort: Ort, bytes: Uint8Array): Promise<CompiledGraph> {
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+/** Initializers from this size on reach onnxruntime as in-memory external data (see exportOnnxSplit). */
+const EXTERNAL_MIN_BYTES = 1 << 16;
+
+async function createSession(ort: Ort, model: Uint8Array, files: ExternalFile[]): Promise<CompiledGraph> {
+  // onnxruntime copies the external data while it builds the session; the views are dropped after
+  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', externalData: files });
   return {
     async run(feeds) {
       const f: Record<string, ortTypes.Tensor> = {};
@@ -68,15 +72,15 @@ export async function createOnnxruntimeBackend(): Promise<Backend> {
     name: 'onnxruntime',
     detail: `onnxruntime-node ${version} (cpu)`,
     compile(graph: Graph): Promise<CompiledGraph> {
-      // serialise now, synchronously, so the graph (and its weights) is not referenced while
-      // the session is built; errors still arrive as a rejected promise
-      let bytes: Uint8Array;
+      // serialise now, synchronously, so the graph itself is not referenced while the session is
+      // built (only views of its large weights are); errors still arrive as a rejected promise
+      let exported: { model: Uint8Array; files: ExternalFile[] };
       try {
-        bytes = exportOnnx(graph);
+        exported = exportOnnxSplit(graph, EXTERNAL_MIN_BYTES);
       } catch (e) {
         return Promise.reject(e);
       }
-      return createSession(ort, bytes);
+      return createSession(ort, exported.model, exported.files);
     },
   };
 }

@@ -155,6 +155,16 @@ export class Explainer {
     return out[this.graph.outputs[0].name].data as Float32Array;
   }
 
+  /**
+   * Free the forward-only session (the next `forward` builds it again). Callers that ran a forward
+   * pass only to time it release it before explaining, so the two sessions never coexist.
+   */
+  async releaseForward(): Promise<void> {
+    const s = this.forwardSession;
+    this.forwardSession = undefined;
+    if (s) await s.then((c) => c.dispose()).catch(() => undefined);
+  }
+
   private program(rules: RulesConfig, maps: boolean, stats = true): Promise<CacheEntry> {
     const key = JSON.stringify({ rules, maps, stats });
     let p = this.programs.get(key);
@@ -325,6 +335,6 @@ export class Explainer {
     const entries = [...this.programs.values()];
     this.programs.clear();
     for (const p of entries) await p.then((e) => e.compiled.dispose()).catch(() => undefined);
-    if (this.forwardSession) await (await this.forwardSession).dispose();
+    await this.releaseForward();
   }
 }

@@ -676,14 +676,47 @@ function nodeToProto(n: Node): onnx.INodeProto {
   };
 }
 
+/** An initializer's bytes handed to the runtime beside the model, as an in-memory external data file. */
+export interface ExternalFile {
+  path: string;
+  data: Uint8Array;
+}
+
 export function exportOnnx(g: Graph): Uint8Array {
+  return exportOnnxSplit(g, Infinity).model;
+}
+
+/**
+ * Export with every initializer of at least `minBytes` bytes as external data: the model proto
+ * names one in-memory file per such tensor, and `files` holds views of the tensors' own bytes.
+ * Nothing is copied, so a large program never exists twice in JS memory (weights plus a protobuf
+ * holding them again) while the runtime builds its session.
+ */
+export function exportOnnxSplit(g: Graph, minBytes: number): { model: Uint8Array; files: ExternalFile[] } {
   const inits = new Map(g.initializers);
   const scratch: Graph = { ...g, initializers: inits };
   const nodes = g.nodes.flatMap((n) => (LOWER[n.opType] ? LOWER[n.opType](n, scratch) : [n]));
+  const files: ExternalFile[] = [];
+  const initializer = [...inits].map(([k, t]) => {
+    if (t.data.byteLength < minBytes) return tensorToProto(k, t);
+    const path = `w${files.length}.bin`;
+    files.push({ path, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+    return {
+      name: k,
+      dataType: ONNX_TYPE_OF[t.dtype],
+      dims: t.dims.map(toLong),
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: path },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(t.data.byteLength) },
+      ],
+    };
+  });
   const graph: onnx.IGraphProto = {
     name: 'lrp-lens',
     node: nodes.map(nodeToProto),
-    initializer: [...inits].map(([k, t]) => tensorToProto(k, t)),
+    initializer,
     input: g.inputs.map(valueInfoToProto),
     output: g.outputs.map(valueInfoToProto),
   };
@@ -693,5 +726,5 @@ export function exportOnnx(g: Graph): Uint8Array {
     opsetImport: [{ domain: '', version: toLong(EXPORT_OPSET) }],
     graph,
   };
-  return onnx.ModelProto.encode(model).finish();
+  return { model: onnx.ModelProto.encode(model).finish(), files };
 }

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import Long from 'long';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { importOnnx, exportOnnx } from '../../src/engine/onnx';
+import { importOnnx, exportOnnx, exportOnnxSplit } from '../../src/engine/onnx';
 import { Graph, ModelError, toNumbers } from '../../src/engine/graph';
 import { REFERENCE_DIR } from '../helpers';
 
@@ -174,6 +174,34 @@ describe('importOnnx/exportOnnx on the fixture models', () => {
     const orig = g.initializers.get('features.0.weight')!.data as Float32Array;
     const view = new DataView(w.rawData!.buffer, w.rawData!.byteOffset, w.rawData!.byteLength);
     assert.equal(view.getFloat32(4 * 5, true), orig[5]);
+  });
+
+  it('exports large initializers as in-memory external data: views of the weights, same logits on onnxruntime', async () => {
+    const file = path.join(FIXTURES, 'shapes-resnet/model.onnx');
+    const g = importOnnx(fs.readFileSync(file), file);
+    const minBytes = 4096;
+    const { model, files } = exportOnnxSplit(g, minBytes);
+    const big = [...g.initializers].filter(([, t]) => t.data.byteLength >= minBytes);
+    assert.ok(big.length > 3, 'the model has large weights');
+    assert.equal(files.length, big.length);
+    for (const [i, [, t]] of big.entries()) {
+      assert.equal(files[i].data.buffer, t.data.buffer, 'a view, not a copy');
+      assert.equal(files[i].data.byteLength, t.data.byteLength);
+    }
+    const proto = onnx.ModelProto.decode(model);
+    const ext = proto.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    assert.deepEqual(ext.map((t) => t.name), big.map(([k]) => k));
+    const weightBytes = big.reduce((a, [, t]) => a + t.data.byteLength, 0);
+    assert.ok(model.byteLength < weightBytes / 10, `model proto ${model.byteLength} B holds no large weights (${weightBytes} B)`);
+    const x = readNpy(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
+    const feeds = { input: new ort.Tensor('float32', x.data, x.dims) };
+    const want = (await run(exportOnnx(g), feeds)).logits.data as Float32Array;
+    const s = await ort.InferenceSession.create(model, { externalData: files });
+    try {
+      assert.deepEqual(Array.from((await s.run(feeds)).logits.data as Float32Array), Array.from(want));
+    } finally {
+      await s.release();
+    }
   });
 });
 
