@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { importTfjs } from '../../src/engine/tfjs';
 import { createTfjsBackend } from '../../src/backends/tfjs';
 import type { Graph, Tensor } from '../../src/engine/graph';
 import { emotionModel, extractNsfwjs, fileHandler, maxRelErr, numbersOf, rng, runOrt } from './tfjs-util';
+import { makeTmpDir } from '../helpers';
 
 /** Logits up to a constant from softmax probabilities: log p - mean(log p). */
 function centeredLog(p: ArrayLike<number>): number[] {
@@ -111,8 +111,11 @@ test('tf.js import: node names are the Keras layer / TF node names, ops are ONNX
 
 // ---------- small synthetic models: every layer kind, quantisations, errors ----------
 
+const tmpDirs: { dir: string; cleanup: () => void }[] = [];
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'lrp-lens-tfjs-'));
+  const t = makeTmpDir('lrp-lens-tfjs-');
+  tmpDirs.push(t);
+  return t.dir;
 }
 
 interface Saved {
@@ -363,5 +366,6 @@ test('tf.js import: missing and wrong-sized shards, unsupported layers and ops',
 });
 
 test.after(() => {
+  for (const t of tmpDirs) t.cleanup();
   if (figures.length) console.log(`tf.js agreement:\n  ${figures.join('\n  ')}`);
 });
