@@ -470,6 +470,9 @@ function linearHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)
         Rg = b.op('Where', [cond, Rout, b.scalar(0)]);
       }
       s = b.div(Rg, stab(ctx, D, grp.eps, grp.sign));
+      // LRP-0 (a zero stabiliser): where the denominator is exactly 0 no relevance passes, instead
+      // of 0/0 = NaN (e.g. a bias-free conv over an all-zero patch of a Relu output)
+      if (grp.eps === 0) s = b.op('Where', [b.op('Equal', [D, b.scalar(0)]), b.scalar(0), s]);
     }
     if (grp.coef !== 1) s = b.mul(s, b.scalar(grp.coef));
     for (const t of terms) {

@@ -207,6 +207,26 @@ describe("Bach et al.'s alpha-beta example (W = (1, -1), b = -1, x = (1, 1))", (
   });
 });
 
+describe('LRP-0 (epsilon 0) where a pre-activation is exactly 0', () => {
+  // x = (1, 1); hidden z = (3, 0, 1) (the middle unit sums to exactly 0); logit = 3 + 0 + 1 = 4
+  const model: TinyModel = {
+    input: floatInput('input', [1, 2]),
+    output: floatInput('logits', [1, 1]),
+    nodes: [node('fc1', 'Gemm', ['input', 'W1'], ['h']), node('relu', 'Relu', ['h'], ['a']), node('fc2', 'Gemm', ['a', 'W2'], ['logits'])],
+    initializers: { W1: f32([2, 3], [1, 1, 2, 2, -1, -1]), W2: f32([3, 1], [1, 1, 1]) },
+  };
+  const x = f32([1, 2], [1, 1]);
+
+  it('the unit passes no relevance (not 0/0 = NaN) and the rest is exact: R = (1 + 2, 2 - 1)', async () => {
+    for (const rules of [{ composite: 'epsilon', epsilon: 0 }, { overrides: [{ opType: 'Gemm', rule: 'z' }] }]) {
+      const e = await explainTiny(model, x, rules, 0);
+      assert.ok(Math.abs(e.logit - 4) < 1e-6, `logit ${e.logit}`);
+      assertClose(rel(e), [3, 1], 1e-6, JSON.stringify(rules));
+      for (const l of e.layers) assert.ok(Number.isFinite(l.relevanceSum), `${l.name}: ${l.relevanceSum}`);
+    }
+  });
+});
+
 // ---------------- every rule on a two-layer net ----------------
 
 describe('each rule on a two-layer net (Gemm-ReLU-Gemm) against an explicit float64 computation', () => {
