@@ -10,6 +10,7 @@ import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/ima
 import { labelFor, parseLabels } from './engine/labels';
 import { writeNpy } from './engine/npy';
 import { explanationSummary, topPredictions } from './engine/summary';
+import { UNSTABLE_REL_L2, ulpSensitivity } from './engine/stability';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
@@ -30,7 +31,7 @@ const USAGE = `usage:
       [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
       [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
       [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
-      [--backend auto|onnxruntime|tfjs]
+      [--backend auto|onnxruntime|tfjs] [--stability]
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
@@ -61,6 +62,7 @@ const EXPLAIN_OPTIONS = {
   runs: { type: 'string' },
   method: { type: 'string' },
   layer: { type: 'string' },
+  stability: { type: 'boolean' },
 } as const;
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
@@ -114,6 +116,8 @@ async function explainCommand(args: string[]): Promise<void> {
     const tf = performance.now();
     await ex.forward(x);
     const forwardMs = performance.now() - tf;
+    if (typeof method === 'string' && values.stability)
+      throw new UsageError(`explain: --stability measures LRP explanations, not --method ${method}`);
     if (typeof method === 'string')
       return await explainWithMethod(ex, x, {
         method,
@@ -145,10 +149,28 @@ async function explainCommand(args: string[]): Promise<void> {
       explanation: e,
       timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
     });
+    let stabilityNote = '';
+    if (values.stability) {
+      const draws = 3;
+      const ulpRelL2 = await ulpSensitivity(
+        async (v) => (await ex.explain(v, { target: e.target, rules })).relevance.data as Float32Array,
+        x,
+        draws,
+        e.relevance.data as Float32Array,
+      );
+      summary.stability = { ulpRelL2, draws };
+      stabilityNote = `, one-ulp input noise moves it by ${ulpRelL2.toExponential(1)}`;
+      if (ulpRelL2 >= UNSTABLE_REL_L2)
+        process.stderr.write(
+          `warning: ${values.image ?? values.input}: one float32 ulp of input noise moves the relevance by ` +
+            `${(ulpRelL2 * 100).toPrecision(2)}% (relative L2): float32 rounding shapes this map; ` +
+            `a larger epsilon or a composite with positive denominators (epsilon-plus-flat) is steadier\n`,
+        );
+    }
     if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
     process.stdout.write(
       `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), logit ${e.logit.toFixed(4)}, ` +
-        `relevance sum ${e.relevanceSum.toFixed(4)}, ${rules.composite}, ${e.timings.lrpMs.toFixed(1)} ms\n`,
+        `relevance sum ${e.relevanceSum.toFixed(4)}${stabilityNote}, ${rules.composite}, ${e.timings.lrpMs.toFixed(1)} ms\n`,
     );
   } finally {
     await ex.dispose();
@@ -163,7 +185,7 @@ async function explainCommand(args: string[]): Promise<void> {
 async function explainFolderCommand(values: ReturnType<typeof parseOptions>['values']): Promise<void> {
   if (!values.model) throw new UsageError('explain: --model is required');
   if (!values.images || !values.out) throw new UsageError('explain: --images DIR needs --out DIR (and --out needs --images)');
-  for (const f of ['image', 'input', 'out-relevance', 'out-heatmap', 'out-json'] as const)
+  for (const f of ['image', 'input', 'out-relevance', 'out-heatmap', 'out-json', 'stability'] as const)
     if (values[f] !== undefined) throw new UsageError(`explain: --${f} cannot be combined with --images`);
   const dir = values.images;
   const outDir = values.out;

@@ -65,19 +65,6 @@ export function writeNpyFile(file: string, t: Tensor): void {
   writeFileSync(file, writeNpy(t));
 }
 
-/** relL2(a, b) = ||a - b||_2 / ||b||_2 over all elements (in float64). */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`relL2: lengths differ (${a.length} vs ${b.length})`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num) / Math.sqrt(den);
-}
-
 /** max_i |a_i - b_i| / max_i |b_i|. */
 export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`maxRelErr: lengths differ (${a.length} vs ${b.length})`);
@@ -90,27 +77,7 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return den === 0 ? num : num / den;
 }
 
-/**
- * How well float32 determines an explanation at all: the largest relL2 change of `explain`'s output
- * when every input element moves by about one float32 ulp (x * (1 +- 2^-24), rounded to float32;
- * random signs), over `draws` seeded draws. No float32 implementation can be expected to agree with another closer than this, because
- * each rounds every layer's values by at least as much. On the reference fixtures it tracks the
- * manifest's `float32Noise` (the reference library's own float32-vs-float64 distance).
- */
-export async function ulpSensitivity(
-  explain: (x: Tensor) => Promise<ArrayLike<number>>,
-  x: Tensor,
-  draws = 3,
-): Promise<number> {
-  const base = await explain(x);
-  let worst = 0;
-  for (let s = 1; s <= draws; s++) {
-    const r = seededRandom(s);
-    const data = Float32Array.from(x.data as Float32Array, (v) => v * (1 + (r() < 0.5 ? -1 : 1) * 2 ** -24));
-    worst = Math.max(worst, relL2(await explain({ ...x, data }), base));
-  }
-  return worst;
-}
+export { relL2, ulpSensitivity } from '../src/engine/stability';
 
 /** Run `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
