@@ -206,7 +206,9 @@ export type HostMessage =
   | { type: 'compareMethods'; methods: CompareMethod[]; error?: string; /** Settings changed: computed cells are out of date. */ stale?: boolean }
   | { type: 'compareCell'; cell: CompareCell }
   | { type: 'compareCellError'; compareId: number; method: CompareMethod; message: string }
-  | { type: 'faithfulness'; result: FaithfulnessPayload };
+  | { type: 'faithfulness'; result: FaithfulnessPayload }
+  /** How far one float32 ulp of input noise moves run `runId`'s relevance (or why it could not be checked). */
+  | { type: 'stability'; runId: number; ulpRelL2?: number; draws?: number; unstable?: boolean; error?: string };
 
 // ---------- webview -> host ----------
 
@@ -225,7 +227,9 @@ export type WebviewMessage =
   | { type: 'openMethod'; method: CompareMethod; target?: number }
   /** Region perturbation (AOPC) of the compared methods. */
   | { type: 'evaluate'; methods: CompareMethod[]; target?: number }
-  | { type: 'cancelEvaluate' };
+  | { type: 'cancelEvaluate' }
+  /** Check the float32 stability of the LRP result of run `runId`. */
+  | { type: 'stability'; runId: number };
 
 // ---------- validation of what arrives from the webview (untrusted input) ----------
 
@@ -314,6 +318,8 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
     }
     case 'action':
       return oneOf(ERROR_ACTIONS, raw.action) ? { type: 'action', action: raw.action } : undefined;
+    case 'stability':
+      return isNonNegInt(raw.runId) ? { type: 'stability', runId: raw.runId } : undefined;
     case 'layerDetail':
       return isNonNegInt(raw.runId) && isNonNegInt(raw.index)
         ? { type: 'layerDetail', runId: raw.runId, index: raw.index }

@@ -198,9 +198,21 @@ function buildLayout(): void {
     exportButton('json', 'Summary JSON'),
   );
 
+  const stabilityButton = h(
+    'vscode-button',
+    { secondary: '', id: 'check-stability', title: 'Explain three copies of the input moved by one float32 ulp and compare the maps' },
+    'Check float32 stability',
+  );
+  const stabilityRow = h('div', { class: 'stability', id: 'stability-row', hidden: '' }, stabilityButton, h('span', { id: 'stability', role: 'status', 'aria-live': 'polite' }));
+  stabilityButton.addEventListener('click', () => {
+    if (!state.result) return;
+    showStability('Checking…', false);
+    send({ type: 'stability', runId: state.result.runId });
+  });
+
   const detail = h('section', { id: 'layer-detail', class: 'layer-detail', hidden: '' });
 
-  const left = h('div', { class: 'left' }, h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, detail);
+  const left = h('div', { class: 'left' }, h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, stabilityRow, detail);
 
   const methodSel = select(
     'method',
@@ -290,6 +302,12 @@ function buildLayout(): void {
     byId('hover').textContent = 'Hover the image to read the relevance.';
   });
   updateLegend();
+}
+
+function showStability(text: string, warning: boolean): void {
+  const el = byId('stability');
+  el.textContent = text;
+  el.className = warning ? 'warning' : 'muted';
 }
 
 function exportButton(kind: 'png' | 'npy' | 'json', label: string): HTMLElement {
@@ -459,6 +477,8 @@ function showResult(r: ResultPayload): void {
   byId<SelectEl>('gamma').value = String(r.rules.gamma);
   byId('model-name').textContent = ` · ${r.model.split(/[\\/]/).pop() ?? r.model} · ${r.backend}`;
   byId('model-name').title = r.model;
+  byId('stability-row').hidden = r.method !== 'lrp';
+  showStability('', false);
 
   const top5 = byId('top5');
   top5.replaceChildren();
@@ -640,6 +660,18 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         break;
       case 'faithfulness':
         compare.onFaithfulness(msg.result);
+        break;
+      case 'stability':
+        if (msg.runId !== state.result?.runId) break;
+        if (msg.error !== undefined || msg.ulpRelL2 === undefined) showStability(msg.error ?? 'The check failed.', true);
+        else
+          showStability(
+            `One float32 ulp of input noise moves this map by ${msg.ulpRelL2.toExponential(1)} (relative L2, worst of ${msg.draws ?? 3}): ` +
+              (msg.unstable
+                ? 'float32 rounding shapes it. A larger ε or a composite with positive denominators (epsilon-plus-flat) is steadier.'
+                : 'stable.'),
+            msg.unstable === true,
+          );
         break;
       case 'layerDetail':
         if (msg.detail.runId === state.result?.runId && msg.detail.index === state.selectedLayer) drawLayerDetail(msg.detail);

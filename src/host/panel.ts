@@ -214,6 +214,9 @@ export class ExplainPanel implements vscode.Disposable {
       case 'action':
         await runAction(msg.action, this.deps.models, this.imageUri, () => this.explain());
         break;
+      case 'stability':
+        await this.checkStability(msg.runId);
+        break;
       case 'layerDetail':
         this.sendLayerDetail(msg.runId, msg.index);
         break;
@@ -372,6 +375,25 @@ export class ExplainPanel implements vscode.Disposable {
   private sendResult(out: RunOutput): void {
     this.post({ type: 'image', image: out.image });
     this.post({ type: 'result', result: { ...out.payload, runId: this.lastRunId } });
+  }
+
+  /** Recomputes the shown LRP result under one-ulp input noise and reports how far it moves. */
+  private async checkStability(runId: number): Promise<void> {
+    const last = this.last;
+    if (!last || runId !== this.lastRunId) return;
+    if (last.payload.method !== 'lrp') {
+      this.post({ type: 'stability', runId, error: 'The stability check measures LRP explanations.' });
+      return;
+    }
+    try {
+      const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: float32 stability' }, () =>
+        this.deps.runner.stability(last),
+      );
+      logLine(`stability ${path.basename(this.imagePath)}: one-ulp input noise moves the relevance by ${r.ulpRelL2.toExponential(2)} (relative L2, ${r.draws} draws)`);
+      if (runId === this.lastRunId && !this.disposed) this.post({ type: 'stability', runId, ...r });
+    } catch (err) {
+      if (runId === this.lastRunId && !this.disposed) this.post({ type: 'stability', runId, error: describeError(err).message });
+    }
   }
 
   private sendLayerDetail(runId: number, index: number): void {

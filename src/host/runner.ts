@@ -222,6 +222,25 @@ export class Runner {
     return evaluateMethods(input.explainer, input.tensor, { methods: [method], rules: input.rules, target });
   }
 
+  /**
+   * How far one float32 ulp of input noise moves an LRP run's relevance (engine/stability.ts):
+   * three more explanations of the same target on the cached session and program.
+   */
+  async stability(out: RunOutput): Promise<{ ulpRelL2: number; draws: number; unstable: boolean }> {
+    const { ulpSensitivity, UNSTABLE_REL_L2 } = await import('../engine/stability');
+    const target = out.explanation.target;
+    const input = await this.prepare({ ...out.request, target });
+    const draws = 3;
+    const opts = { target, rules: input.rules, maps: true };
+    const ulpRelL2 = await ulpSensitivity(
+      async (v) => (await input.explainer.explain(v, opts)).relevance.data as Float32Array,
+      input.tensor,
+      draws,
+      out.explanation.relevance.data as Float32Array,
+    );
+    return { ulpRelL2, draws, unstable: ulpRelL2 >= UNSTABLE_REL_L2 };
+  }
+
   async run(req: RunRequest): Promise<RunOutput> {
     const t0 = performance.now();
     const { image, heatmap, labels: labelsMod } = await loadEngine();

@@ -156,6 +156,15 @@ test('Explain Prediction from the Explorer shows the prediction, heatmap and rel
     assert.notEqual(second.hash, first.hash, 'the heatmap changed with the composite');
     assert.ok(second.distinct > 50);
     await screenshot(page, 'e2e-03-composite-epsilon');
+
+    // The float32 stability check of the shown LRP result.
+    await view.locator('#check-stability').click();
+    const stability = view.locator('#stability', { hasText: 'One float32 ulp' });
+    await stability.waitFor({ state: 'visible', timeout: 60_000 });
+    const text = (await stability.innerText()).trim();
+    t.diagnostic(text);
+    await screenshot(page, 'e2e-04-stability');
+    assert.match(text, /moves this map by \d\.\de-\d+ \(relative L2, worst of 3\): stable\./);
   });
 });
 

@@ -34,6 +34,7 @@ test('valid webview messages pass unchanged', () => {
     { type: 'action', action: 'openSettings' },
     { type: 'layerDetail', runId: 2, index: 5 },
     { type: 'viewChanged', view },
+    { type: 'stability', runId: 4 },
   ];
   for (const m of ok) assert.deepEqual(parseWebviewMessage(JSON.parse(JSON.stringify(m))), m, JSON.stringify(m));
 });
@@ -61,6 +62,9 @@ test('malformed webview messages are rejected', () => {
     { type: 'action', action: 'rm -rf' },
     { type: 'layerDetail', runId: 1 },
     { type: 'viewChanged' },
+    { type: 'stability' },
+    { type: 'stability', runId: -1 },
+    { type: 'stability', runId: '3' },
   ];
   for (const m of bad) assert.equal(parseWebviewMessage(m), undefined, JSON.stringify(m));
 });
