@@ -2,7 +2,13 @@
 // by type, and the CPU-time ratio LRP / forward on one thread (steadier than wall time on a busy
 // machine). A tool for the performance work, not a test.
 //
-//   npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N]
+//   npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N] [--floor]
+//
+// --floor measures a lower bound instead: the program with every element-wise op of the relevance
+// pass bypassed (the forward, the transposed convolutions, the sums at forks and MaxPool's
+// scatter stay), i.e. what LRP would cost if the rules' divisions and products were free. (A
+// modified forward pass that only feeds a denominator, like z+'s, vanishes with the division, so
+// the bound is exact for epsilon and too low for other composites.)
 import * as ort from 'onnxruntime-node';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +16,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRulesConfig } from '../src/engine/config';
 import { Explainer } from '../src/engine/explainer';
-import { Graph } from '../src/engine/graph';
+import { Graph, pruneDead } from '../src/engine/graph';
+import { inferShapes } from '../src/engine/shapes';
 import { LRP_TARGET, compileLrp } from '../src/engine/lrp';
 import { exportOnnx } from '../src/engine/onnx';
 
@@ -31,6 +38,25 @@ async function session(g: Graph, profileDir?: string): Promise<ort.InferenceSess
   });
 }
 
+/** Replace each element-wise op of the relevance pass by its relevance operand (same shape only). */
+function bypassElementwise(g: Graph, model: Graph): void {
+  const forward = new Set<string>(model.inputs.map((i) => i.name));
+  for (const n of model.nodes) for (const o of n.outputs) forward.add(o);
+  const shapes = inferShapes(g, 1);
+  const relevance = (t: string) => !forward.has(t) && !g.initializers.has(t);
+  const dims = (t: string) => shapes.get(t)?.dims.join();
+  for (const n of g.nodes) {
+    if (!n.name.startsWith('lrp/')) continue;
+    const rel = n.inputs.filter(relevance);
+    const elementwise = ['Mul', 'Div', 'Abs', 'Sub'].includes(n.opType) || (n.opType === 'Add' && rel.length === 1);
+    if (!elementwise || !rel.length || dims(rel[0]) !== dims(n.outputs[0])) continue;
+    n.opType = 'Identity';
+    n.inputs = [rel[0]];
+    n.attrs = {};
+  }
+  pruneDead(g);
+}
+
 async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<number> {
   await s.run(feeds);
   const t = process.cpuUsage();
@@ -42,10 +68,10 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
 (async () => {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'no-layers': { type: 'boolean' }, top: { type: 'string' } },
+    options: { 'no-layers': { type: 'boolean' }, top: { type: 'string' }, floor: { type: 'boolean' } },
   });
   const [model, ...composites] = positionals;
-  if (!model) throw new Error('usage: npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N]');
+  if (!model) throw new Error('usage: npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N] [--floor]');
   const ex = await Explainer.load(model);
   const n = ex.input.dims.reduce((a, b) => a * b, 1);
   const x = new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), ex.input.dims);
@@ -54,7 +80,8 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
   const c = ex.input.channels || 1;
   for (const composite of composites.length ? composites : ['epsilon', 'epsilon-plus-flat']) {
     const rules = parseRulesConfig({ composite, inputBounds: { low: new Array(c).fill(-2.2), high: new Array(c).fill(2.7) } });
-    const program = compileLrp(ex.graph, ex.shapes, rules, { maps: false, stats: !values['no-layers'] });
+    const program = compileLrp(ex.graph, ex.shapes, rules, { maps: false, stats: !values['no-layers'] && !values.floor });
+    if (values.floor) bypassElementwise(program.graph, ex.graph);
     const dir = mkdtempSync(join(tmpdir(), 'lrp-profile-'));
     const s = await session(program.graph, dir);
     const feeds = { [ex.input.name]: x, [LRP_TARGET]: new ort.Tensor('int64', BigInt64Array.from([-1n]), [1]) };
@@ -70,7 +97,8 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
     console.log(
       JSON.stringify({
         composite,
-        layers: !values['no-layers'],
+        ...(values.floor ? { floor: true } : {}),
+        layers: !values['no-layers'] && !values.floor,
         forwardCpuMs: +fwdMs.toFixed(1),
         lrpCpuMs: +lrpMs.toFixed(1),
         ratio: +(lrpMs / fwdMs).toFixed(2),
