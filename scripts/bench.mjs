@@ -115,6 +115,8 @@ for (const c of selected) {
         lrpWithLayersMs: res.lrpWithLayersMs,
         lrpWithLayersOverForward: res.lrpWithLayersOverForward,
         peakRssMb: res.peakRssMb,
+        // the process's peak after the program with per-layer sums was built as well (two programs alive)
+        peakRssWithLayersMb: res.peakRssWithLayersMb,
       });
       log(
         `${c.name}: forward ${res.forwardMs} ms, lrp ${res.lrpMs} ms, ratio ${res.lrpOverForward}, peak RSS ${res.peakRssMb} MB (${((Date.now() - t0) / 1000).toFixed(1)} s)`,

@@ -14,6 +14,7 @@ import { inferShapes } from './shapes';
 import { Explanation, LayerRelevance, ModelInputInfo } from './types';
 import { Attribution, AttributeOptions, attribute } from './methods';
 import { batchedForwardGraph } from './batched-forward';
+import { type CacheLimits, ProgramCache, weightBytes } from './program-cache';
 
 export interface LoadOptions {
   backend?: BackendChoice;
@@ -21,6 +22,8 @@ export interface LoadOptions {
   inputDims?: number[];
   /** Input width and height for a model whose spatial dimensions are symbolic. */
   inputSize?: { width: number; height: number };
+  /** Limits of the compiled-program cache (defaults: 6 programs, 640 MiB of their weights). */
+  programCache?: Partial<CacheLimits>;
 }
 
 /** Fix the symbolic dimensions of the (image) input: batch 1, the rest from the options. */
@@ -73,19 +76,19 @@ export async function loadGraph(modelPath: string): Promise<Graph> {
   return importOnnx(new Uint8Array(await readFile(modelPath)), modelPath);
 }
 
-const CACHE_SIZE = 4;
-
-interface CacheEntry {
-  /** Only the layer table is kept: the program's graph (with its weights) is freed once compiled. */
-  layers: LrpProgram['layers'];
-  compiled: CompiledGraph;
-}
+/** Programs kept per explainer unless the backend says fewer (LRP per rule config, gradients, batches). */
+const CACHE_COUNT = 6;
+/**
+ * Weight bytes the kept programs may hold together (onnxruntime's sessions take a few times that);
+ * the newest program always stays. A ResNet-50 LRP program holds 170 to 270 MB.
+ */
+const CACHE_BYTES = 640 * 2 ** 20;
 
 export class Explainer {
-  private readonly programs = new Map<string, Promise<CacheEntry>>();
+  private readonly programs: ProgramCache;
+  /** The layer table of each LRP program key (the program's graph is freed once compiled). */
+  private readonly programLayers = new Map<string, LrpProgram['layers']>();
   private forwardSession: Promise<CompiledGraph> | undefined;
-  /** Engine-built graphs other than LRP programs (gradient programs, batched forwards). */
-  private readonly aux = new Map<string, Promise<CompiledGraph>>();
   /** Whether the batched forward graph works for this model (undefined: not tried yet). */
   private batchable: boolean | undefined;
 
@@ -96,7 +99,18 @@ export class Explainer {
     readonly input: ModelInputInfo,
     readonly numClasses: number,
     private readonly backend: Backend,
-  ) {}
+    cache: Partial<CacheLimits> = {},
+  ) {
+    this.programs = new ProgramCache({
+      count: cache.count ?? backend.programCacheSize ?? CACHE_COUNT,
+      bytes: cache.bytes ?? CACHE_BYTES,
+    });
+  }
+
+  /** How many compiled programs are kept, and the weight bytes they hold. */
+  get cacheUsage(): { programs: number; bytes: number } {
+    return { programs: this.programs.size, bytes: this.programs.bytes };
+  }
 
   get backendName(): string {
     return this.backend.name;
@@ -128,7 +142,7 @@ export class Explainer {
       dims.length === 4 ? (graph.layout === 'NCHW' ? [dims[1], dims[2], dims[3]] : [dims[3], dims[1], dims[2]]) : [0, 0, 0];
     const input: ModelInputInfo = { name: inp.name, dims, layout: graph.layout, channels: c, height: h, width: w };
     const backend = await createBackend(opts.backend ?? 'auto');
-    return new Explainer(modelPath, graph, shapes, input, numClasses, backend);
+    return new Explainer(modelPath, graph, shapes, input, numClasses, backend, opts.programCache);
   }
 
   private checkInput(x: Tensor): void {
@@ -165,37 +179,25 @@ export class Explainer {
     if (s) await s.then((c) => c.dispose()).catch(() => undefined);
   }
 
-  private program(rules: RulesConfig, maps: boolean, stats = true): Promise<CacheEntry> {
-    const key = JSON.stringify({ rules, maps, stats });
-    let p = this.programs.get(key);
-    if (p) {
-      this.programs.delete(key);
-      this.programs.set(key, p); // most recently used last
-      return p;
-    }
-    // the program's graph (its modified weights) is not held past compile(): a backend that
-    // serialises it can let it go before building its session
-    const { layers, compiling } = (() => {
+  private async program(rules: RulesConfig, maps: boolean, stats = true): Promise<{ layers: LrpProgram['layers']; compiled: CompiledGraph }> {
+    const key = JSON.stringify({ lrp: rules, maps, stats });
+    const compiled = await this.programs.get(key, () => {
+      // the program's graph (its modified weights) is not held past compile(): a backend that
+      // serialises it can let it go once its session is built
       const program = compileLrp(this.graph, this.shapes, rules, { maps, stats });
-      return { layers: program.layers, compiling: this.backend.compile(program.graph) };
-    })();
-    p = compiling.then(
-      (compiled) => ({ layers, compiled }),
-      (e: unknown) => {
-        throw new ModelError(
-          `${this.modelPath}: ${this.backend.name} could not build the LRP program (composite ${rules.composite}): ${(e as Error).message ?? e}`,
-        );
-      },
-    );
-    p.catch(() => this.programs.delete(key));
-    this.programs.set(key, p);
-    while (this.programs.size > (this.backend.programCacheSize ?? CACHE_SIZE)) {
-      const oldest = this.programs.keys().next().value as string;
-      const old = this.programs.get(oldest);
-      this.programs.delete(oldest);
-      old?.then((e) => e.compiled.dispose()).catch(() => undefined);
-    }
-    return p;
+      this.programLayers.set(key, program.layers);
+      return {
+        bytes: weightBytes(program.graph),
+        compiled: this.backend.compile(program.graph).catch((e: unknown) => {
+          throw new ModelError(
+            `${this.modelPath}: ${this.backend.name} could not build the LRP program (composite ${rules.composite}): ${(e as Error).message ?? e}`,
+          );
+        }),
+      };
+    });
+    const layers = this.programLayers.get(key);
+    if (!layers) throw new Error(`internal: no layer table for the program ${key}`);
+    return { layers, compiled };
   }
 
   /** Compile (or fetch from the cache) the program for a config, e.g. to warm up. */
@@ -253,18 +255,20 @@ export class Explainer {
 
   /** Compile an engine-built graph once per key on this explainer's backend (see methods.ts). */
   compileCached(key: string, build: () => Graph, what: string): Promise<CompiledGraph> {
-    let p = this.aux.get(key);
-    if (!p) {
-      p = (async () => {
-        const g = build();
-        return this.backend.compile(g).catch((e: unknown) => {
+    return this.programs.get(key, () => {
+      let g: Graph;
+      try {
+        g = build();
+      } catch (e) {
+        return { bytes: 0, compiled: Promise.reject(e) };
+      }
+      return {
+        bytes: weightBytes(g),
+        compiled: this.backend.compile(g).catch((e: unknown) => {
           throw new ModelError(`${this.modelPath}: ${this.backend.name} could not build ${what}: ${(e as Error).message ?? e}`);
-        });
-      })();
-      p.catch(() => this.aux.delete(key));
-      this.aux.set(key, p);
-    }
-    return p;
+        }),
+      };
+    });
   }
 
   /**
@@ -329,12 +333,8 @@ export class Explainer {
   }
 
   async dispose(): Promise<void> {
-    const aux = [...this.aux.values()];
-    this.aux.clear();
-    for (const p of aux) await p.then((c) => c.dispose()).catch(() => undefined);
-    const entries = [...this.programs.values()];
-    this.programs.clear();
-    for (const p of entries) await p.then((e) => e.compiled.dispose()).catch(() => undefined);
+    await this.programs.clear();
+    this.programLayers.clear();
     await this.releaseForward();
   }
 }
