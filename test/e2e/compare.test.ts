@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { FrameLocator, Page } from 'playwright-core';
-import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
+import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -39,19 +39,6 @@ before(async () => {
 after(async () => {
   await session?.stop();
 });
-
-async function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {
-  const app = view.locator('#app');
-  await app.waitFor({ state: 'attached', timeout });
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const s = await app.getAttribute('data-state').catch(() => null);
-    if (s === 'ready') return;
-    if (s === 'error') throw new Error(`the panel shows an error: ${await view.locator('#error').innerText().catch(() => '')}`);
-    if (Date.now() > deadline) throw new Error(`panel not ready (state ${s})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** Distinct colours of every drawn cell canvas, by method. */
 async function cellColours(view: FrameLocator): Promise<Record<string, number>> {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -81,22 +81,6 @@ async function canvasStats(view: FrameLocator): Promise<{ width: number; height:
     }
     return { width: c.width, height: c.height, distinct: colours.size, hash: (h >>> 0).toString(16) };
   });
-}
-
-async function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {
-  const app = view.locator('#app');
-  await app.waitFor({ state: 'attached', timeout });
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const s = await app.getAttribute('data-state').catch(() => null);
-    if (s === 'ready') return;
-    if (s === 'error') {
-      const text = await view.locator('#error').innerText().catch(() => '');
-      throw new Error(`the panel shows an error: ${text}`);
-    }
-    if (Date.now() > deadline) throw new Error(`panel not ready (state ${s})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 before(async () => {

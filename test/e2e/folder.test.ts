@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, webviewFor, withEvidence, type VsCodeSession } from './harness';
+import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, waitAppState, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
 const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
@@ -34,18 +34,9 @@ function makeWorkspace(root: string): void {
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'lrpLens.preprocessing': { preset: 'imagenet' } }, null, 2));
 }
 
-/** Waits until the grid has finished (or failed). */
-async function waitDone(view: FrameLocator, timeout = 90_000): Promise<void> {
-  const app = view.locator('#app');
-  await app.waitFor({ state: 'attached', timeout });
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const s = await app.getAttribute('data-state').catch(() => null);
-    if (s === 'done') return;
-    if (s === 'error' || s === 'cancelled') throw new Error(`the grid ended as ${s}: ${await view.locator('#message').innerText().catch(() => '')}`);
-    if (Date.now() > deadline) throw new Error(`grid not done (state ${s})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+/** Waits until the grid has finished; an error or cancel fails. */
+function waitDone(view: FrameLocator, timeout = 90_000): Promise<void> {
+  return waitAppState(view, 'done', ['error', 'cancelled'], '#message', 'grid', timeout);
 }
 
 /** Distinct colours of each done cell's thumbnail canvas. */

@@ -240,6 +240,35 @@ export async function explorerCommand(page: Page, file: string, item: string): P
   if (await entry.isVisible().catch(() => false)) await page.keyboard.press('Enter');
 }
 
+/**
+ * Waits until the webview's `#app` has `data-state` `want`. A state in `fail` throws with the text
+ * of the element `detail` (where the webview shows the error); `what` names the view in messages.
+ */
+export async function waitAppState(
+  view: FrameLocator,
+  want: string,
+  fail: string[],
+  detail: string,
+  what: string,
+  timeout = 90_000,
+): Promise<void> {
+  const app = view.locator('#app');
+  await app.waitFor({ state: 'attached', timeout });
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const s = await app.getAttribute('data-state').catch(() => null);
+    if (s === want) return;
+    if (s !== null && fail.includes(s)) throw new Error(`the ${what} ended as ${s}: ${await view.locator(detail).innerText().catch(() => '')}`);
+    if (Date.now() > deadline) throw new Error(`the ${what} is not ${want} (state ${s})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Waits until an explain panel shows its result; its error fails. */
+export function waitReady(view: FrameLocator, timeout = 90_000): Promise<void> {
+  return waitAppState(view, 'ready', ['error'], '#error', 'panel', timeout);
+}
+
 /** The content frame of the visible webview whose panel title contains `title`. */
 export async function webviewFor(page: Page, title: string): Promise<FrameLocator> {
   await page.locator('.tab', { hasText: title }).first().waitFor({ state: 'visible', timeout: 30_000 });
