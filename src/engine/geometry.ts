@@ -1,4 +1,5 @@
-// Window geometry of Conv and pooling nodes, with auto_pad resolved to explicit pads.
+// Window geometry of Conv and pooling nodes, with auto_pad resolved to explicit pads, and the
+// averaging geometry of ReduceMean.
 import { Node, ModelError, attrInts, attrString } from './graph';
 
 export interface WindowGeometry {
@@ -71,4 +72,17 @@ export function flippedConvPads(geo: WindowGeometry): number[] | null {
     pads[i + r] = geo.extent[i] - 1 - geo.pads[i + r];
   }
   return pads.every((p) => p >= 0) ? pads : null;
+}
+
+/**
+ * A ReduceMean over `inDims`: how many elements each mean averages, and the input shape with the
+ * reduced axes kept as 1 (the shape its relevance or gradient is reshaped to before expanding).
+ */
+export function reduceMeanGeometry(n: Node, inDims: number[]): { count: number; keptDims: number[] } {
+  const rank = inDims.length;
+  const axes = (attrInts(n, 'axes', undefined) ?? inDims.map((_, i) => i)).map((a) => (a < 0 ? a + rank : a));
+  return {
+    count: axes.reduce((acc, a) => acc * inDims[a], 1),
+    keptDims: inDims.map((d, i) => (axes.includes(i) ? 1 : d)),
+  };
 }

@@ -9,9 +9,10 @@
 // linear nodes use the transposed op. The structural handlers are the LRP compiler's (the inverse
 // index map of a structural op is its gradient).
 import { GraphBuilder } from './builder';
+import { reduceMeanGeometry } from './geometry';
 import { nameOutput, nameTargetOutputs, programGraph, selectTarget } from './program';
 import { parseRulesConfig } from './config';
-import { Graph, ModelError, Node, asFloat32, attrInt, attrInts, consumers, f32, numel, pruneDead, topoSort } from './graph';
+import { Graph, ModelError, Node, asFloat32, attrInt, consumers, f32, numel, pruneDead, topoSort } from './graph';
 import {
   Ctx,
   Handler,
@@ -222,10 +223,7 @@ const reduceMeanGrad: Handler = (ctx, n, R) => {
   if (!R[0]) return [];
   const { b } = ctx;
   const inD = dimsOf(ctx, n.inputs[0]);
-  const rank = inD.length;
-  const axes = (attrInts(n, 'axes', undefined) ?? inD.map((_, i) => i)).map((a) => (a < 0 ? a + rank : a));
-  const count = axes.reduce((acc, a) => acc * inD[a], 1);
-  const keptDims = inD.map((d, i) => (axes.includes(i) ? 1 : d));
+  const { count, keptDims } = reduceMeanGeometry(n, inD);
   return [b.op('Expand', [b.mul(b.reshape(R[0], keptDims), b.scalar(1 / count)), b.ints(inD)])];
 };
 

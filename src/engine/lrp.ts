@@ -3,7 +3,7 @@
 import { GraphBuilder } from './builder';
 import { nameOutput, nameTargetOutputs, programGraph, selectTarget } from './program';
 import { RulesConfig } from './config';
-import { WindowGeometry, flippedConvPads, transposedPads, windowGeometry } from './geometry';
+import { WindowGeometry, flippedConvPads, reduceMeanGeometry, transposedPads, windowGeometry } from './geometry';
 import {
   A,
   DType,
@@ -549,11 +549,7 @@ function globalAvgHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | nu
 function reduceMeanHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
   if (!R[0]) return [];
   const { b } = ctx;
-  const inD = dimsOf(ctx, n.inputs[0]);
-  const rank = inD.length;
-  const axes = (attrInts(n, 'axes', undefined) ?? inD.map((_, i) => i)).map((a) => (a < 0 ? a + rank : a));
-  const count = axes.reduce((acc, a) => acc * inD[a], 1);
-  const keptDims = inD.map((d, i) => (axes.includes(i) ? 1 : d));
+  const { count, keptDims } = reduceMeanGeometry(n, dimsOf(ctx, n.inputs[0]));
   const Rin = normAverage(ctx, n, R[0], (s) => b.mul(b.reshape(s, keptDims), b.scalar(1 / count)));
   recordLayer(ctx, n, 'norm', [Rin]);
   return [Rin];
