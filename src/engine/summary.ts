@@ -1,7 +1,7 @@
 // The summary of one explanation as JSON (the CLI's --out-json and the panel's export).
 import { RulesConfig } from './config';
 import { labelFor } from './labels';
-import { Explanation } from './types';
+import { Explanation, LayerRelevance } from './types';
 
 export interface Prediction {
   index: number;
@@ -19,6 +19,19 @@ export function topPredictions(logits: ArrayLike<number>, labels: readonly strin
     .map((e, index) => ({ index, label: labelFor(labels, index), score: e / total }))
     .sort((a, b) => b.score - a.score)
     .slice(0, k);
+}
+
+/** One explained layer without its maps: what the JSON summary and the panel list. */
+export function layerSummary(l: LayerRelevance) {
+  return {
+    name: l.name,
+    opType: l.opType,
+    rule: l.rule,
+    outputShape: l.outputShape,
+    relevanceSum: l.relevanceSum,
+    positiveSum: l.positiveSum,
+    negativeSum: l.negativeSum,
+  };
 }
 
 export interface SummaryInput {
@@ -43,15 +56,7 @@ export function explanationSummary(s: SummaryInput): Record<string, unknown> {
     logit: e.logit,
     top5: topPredictions(e.logits, s.labels),
     relevanceSum: e.relevanceSum,
-    layers: e.layers.map((l) => ({
-      name: l.name,
-      opType: l.opType,
-      rule: l.rule,
-      outputShape: l.outputShape,
-      relevanceSum: l.relevanceSum,
-      positiveSum: l.positiveSum,
-      negativeSum: l.negativeSum,
-    })),
+    layers: e.layers.map(layerSummary),
     timings: s.timings,
   };
 }

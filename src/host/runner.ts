@@ -243,7 +243,7 @@ export class Runner {
 
   async run(req: RunRequest): Promise<RunOutput> {
     const t0 = performance.now();
-    const { image, heatmap, labels: labelsMod } = await loadEngine();
+    const { image, heatmap, labels: labelsMod, summary } = await loadEngine();
     const input = await this.prepare(req);
     const { explainer, loadMs, tensor, original, labels, rules } = input;
     const pre = input.preprocessing;
@@ -289,16 +289,7 @@ export class Runner {
       rules: ruleChoiceOf(rules),
       method,
       relevance: packMap(inputMap),
-      layers: explanation.layers.map((l) => ({
-        name: l.name,
-        opType: l.opType,
-        rule: l.rule,
-        outputShape: l.outputShape,
-        relevanceSum: l.relevanceSum,
-        positiveSum: l.positiveSum,
-        negativeSum: l.negativeSum,
-        ...(l.map ? { map: packMap(l.map) } : {}),
-      })),
+      layers: explanation.layers.map((l) => ({ ...summary.layerSummary(l), ...(l.map ? { map: packMap(l.map) } : {}) })),
       timings: { loadMs, forwardMs: explanation.timings.forwardMs, lrpMs: explanation.timings.lrpMs, totalMs },
     };
     const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(0)}ms`);
