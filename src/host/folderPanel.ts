@@ -21,7 +21,7 @@ import { readSettings, resolvePath } from './config';
 import { CancelledError, describeError, UntrustedError } from './errors';
 import { logError, logLine } from './log';
 import { ExplainPanel, notifyError, type PanelDeps } from './panel';
-import { loadEngine, Runner, type RunRequest } from './runner';
+import { loadEngine, type RunRequest } from './runner';
 
 export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
 
@@ -215,35 +215,8 @@ export class FolderPanel implements vscode.Disposable {
             preprocessingFromSetting: settings.preprocessingFromSetting,
             rules: settings.rules,
           };
-          const pre = await Runner.preprocessingFor(req);
-          const { explainer } = await this.deps.runner.session(modelPath, settings.backend, pre.size);
+          const { explainer, prep, labels, rules } = await this.deps.runner.setup(req);
           check();
-          const info = explainer.input;
-          const width = info.width > 0 ? info.width : pre.size?.width;
-          const height = info.height > 0 ? info.height : pre.size?.height;
-          if (!width || !height)
-            throw new Error(`${modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`);
-          const prep = {
-            width,
-            height,
-            channels: (info.channels === 1 ? 1 : 3) as 1 | 3,
-            layout: info.layout,
-            preset: pre.preset,
-            ...(pre.mean ? { mean: pre.mean } : {}),
-            ...(pre.std ? { std: pre.std } : {}),
-            ...(pre.scale !== undefined ? { scale: pre.scale } : {}),
-            bgr: pre.channelOrder === 'bgr',
-          };
-          const rules = settings.rules.inputBounds ? settings.rules : { ...settings.rules, inputBounds: image.inputBoundsFor(prep) };
-          const labelsFile = Runner.findLabels(modelPath, req.labelsPath);
-          let labels: string[] | undefined;
-          if (labelsFile) {
-            try {
-              labels = labelsMod.parseLabels(await fs.promises.readFile(labelsFile, 'utf8'), labelsFile);
-            } catch (err) {
-              throw new Error(`${labelsFile}: cannot read the labels file: ${(err as Error).message}`);
-            }
-          }
           const total = this.files.length;
           this.setStatus(runId, 'running', { model: modelPath });
           for (let index = 0; index < total; index++) {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RulesConfig } from '../engine/config';
 import type { Explainer } from '../engine/explainer';
-import type { RgbImage } from '../engine/image';
+import type { PreprocessOptions, RgbImage } from '../engine/image';
 import type { Explanation } from '../engine/types';
 import type { EvaluationResult } from '../engine/evaluate';
 import type { Tensor } from '../engine/graph';
@@ -68,15 +68,21 @@ export interface RunRequest {
 }
 
 /** A request's session and preprocessed input, reused by the compare cells and the evaluation. */
-export interface PreparedInput {
+/** What the images of one request share (see Runner.setup). */
+export interface ModelSetup {
   explainer: Explainer;
   loadMs?: number;
-  tensor: Tensor;
-  original: RgbImage;
+  /** How each image is decoded, resized and scaled for this model. */
+  prep: PreprocessOptions;
   labels?: string[];
   /** The request's rules with input bounds filled in. */
   rules: RulesConfig;
   preprocessing: Preprocessing;
+}
+
+export interface PreparedInput extends Omit<ModelSetup, 'prep'> {
+  tensor: Tensor;
+  original: RgbImage;
 }
 
 /** Everything a finished run leaves behind: what the panel shows and what the exports write. */
@@ -160,28 +166,24 @@ export class Runner {
     return parsePreprocessingFile(text, file);
   }
 
-  /** Loads the session, the labels and the preprocessed input of a request. */
-  async prepare(req: RunRequest): Promise<PreparedInput> {
+  /**
+   * What every image of a request shares: the session, the image preprocessing options (the
+   * preprocessing size fixes the input of a model that leaves its height and width open), the
+   * labels and the rules with input bounds filled in.
+   */
+  async setup(req: RunRequest): Promise<ModelSetup> {
     const { image, labels: labelsMod } = await loadEngine();
     const pre = await Runner.preprocessingFor(req);
-    // the preprocessing size fixes the input of a model that leaves its height and width open
     const { explainer, loadMs } = await this.session(req.modelPath, req.backend, pre.size);
     const info = explainer.input;
-
-    let width = info.width;
-    let height = info.height;
-    if (!(width > 0 && height > 0)) {
-      if (!pre.size)
-        throw new Error(
-          `${req.modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`,
-        );
-      ({ width, height } = pre.size);
-    }
-    const channels = info.channels === 1 ? 1 : 3;
-    const prep = {
+    const width = info.width > 0 ? info.width : pre.size?.width;
+    const height = info.height > 0 ? info.height : pre.size?.height;
+    if (!width || !height)
+      throw new Error(`${req.modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`);
+    const prep: PreprocessOptions = {
       width,
       height,
-      channels: channels as 1 | 3,
+      channels: info.channels === 1 ? 1 : 3,
       layout: info.layout,
       preset: pre.preset,
       ...(pre.mean ? { mean: pre.mean } : {}),
@@ -189,7 +191,6 @@ export class Runner {
       ...(pre.scale !== undefined ? { scale: pre.scale } : {}),
       bgr: pre.channelOrder === 'bgr',
     };
-    const { tensor, original } = await image.loadImageTensor(req.imagePath, prep);
 
     let labels: string[] | undefined;
     const labelsFile = Runner.findLabels(req.modelPath, req.labelsPath);
@@ -203,11 +204,19 @@ export class Runner {
       labels = labelsMod.parseLabels(text, labelsFile);
     }
 
-    if (req.target !== undefined && (req.target < 0 || req.target >= explainer.numClasses))
-      throw new Error(`target ${req.target} is out of range: the model has ${explainer.numClasses} classes (0-${explainer.numClasses - 1})`);
-
     const rules: RulesConfig = req.rules.inputBounds ? req.rules : { ...req.rules, inputBounds: image.inputBoundsFor(prep) };
-    return { explainer, loadMs, tensor, original, labels, rules, preprocessing: pre };
+    return { explainer, loadMs, prep, labels, rules, preprocessing: pre };
+  }
+
+  /** Loads the session, the labels and the preprocessed input of a request. */
+  async prepare(req: RunRequest): Promise<PreparedInput> {
+    const { image } = await loadEngine();
+    const { prep, ...setup } = await this.setup(req);
+    const { tensor, original } = await image.loadImageTensor(req.imagePath, prep);
+    const n = setup.explainer.numClasses;
+    if (req.target !== undefined && (req.target < 0 || req.target >= n))
+      throw new Error(`target ${req.target} is out of range: the model has ${n} classes (0-${n - 1})`);
+    return { ...setup, tensor, original };
   }
 
   /** One compare-grid cell: the attribution of `method` (a composite or a method beside LRP). */
