@@ -251,8 +251,11 @@ export class ExplainPanel implements vscode.Disposable {
   /** The request of the current settings and panel choices (the model resolved). */
   private async request(target: number | undefined): Promise<RunRequest> {
     if (!vscode.workspace.isTrusted) throw new UntrustedError();
-    const settings = this.settings();
-    const modelPath = await this.deps.models.resolve(this.imageUri);
+    const settings = this.settings(); // invalid settings are reported before any model pick
+    return this.requestFor(settings, await this.deps.models.resolve(this.imageUri), target);
+  }
+
+  private requestFor(settings: Settings, modelPath: string, target: number | undefined): RunRequest {
     return {
       imagePath: this.imagePath,
       modelPath,
@@ -448,7 +451,6 @@ export class ExplainPanel implements vscode.Disposable {
           token.onCancellationRequested(cancel);
           if (!vscode.workspace.isTrusted) throw new UntrustedError();
           const settings = this.settings();
-          const rules = applyRuleChoice(settings.rules, this.ruleChoice);
           this.post({ type: 'busy', message: 'Finding the model…' });
           const modelPath = await Promise.race([this.deps.models.resolve(this.imageUri), cancelledP]);
           check();
@@ -457,17 +459,7 @@ export class ExplainPanel implements vscode.Disposable {
           await Promise.race([loadEngine(), cancelledP]);
           check();
           const out = await Promise.race([
-            this.deps.runner.run({
-              imagePath: this.imagePath,
-              modelPath,
-              labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.imageUri) : undefined,
-              backend: settings.backend,
-              preprocessing: settings.preprocessing,
-              preprocessingFromSetting: settings.preprocessingFromSetting,
-              rules,
-              target: this.target,
-              method: this.method,
-            }),
+            this.deps.runner.run({ ...this.requestFor(settings, modelPath, this.target), method: this.method }),
             cancelledP,
           ]);
           check();
