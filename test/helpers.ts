@@ -18,6 +18,15 @@ export const SHARED_DIR = path.resolve(REPO_DIR, '..', 'shared');
 export const FIXTURES_DIR = path.join(SHARED_DIR, 'fixtures');
 export const REFERENCE_DIR = path.join(FIXTURES_DIR, 'lrp-reference');
 export const IMAGES_DIR = path.join(FIXTURES_DIR, 'images');
+/** The reference fixtures' ONNX models, relative to REFERENCE_DIR. */
+export const REFERENCE_MODELS = [
+  'digits-cnn/model.onnx',
+  'shapes-vgg/model.onnx',
+  'shapes-vgg/model-bn.onnx',
+  'shapes-resnet/model.onnx',
+  'shapes-resnet/model-bn.onnx',
+  'shapes-resnet/model-dynbatch.onnx',
+];
 /** The built CLI (`npm run build` first). */
 export const CLI = path.join(REPO_DIR, 'dist', 'cli.js');
 
@@ -59,6 +68,13 @@ export function makeTmpDir(prefix = 'lrp-lens-test-'): { dir: string; cleanup: (
 
 export function readNpyFile(file: string): Tensor {
   return readNpy(new Uint8Array(readFileSync(file)), file);
+}
+
+/** A float32 .npy file as dims and data. */
+export function readNpyF32(file: string): { dims: number[]; data: Float32Array } {
+  const t = readNpyFile(file);
+  if (t.dtype !== 'float32') throw new Error(`${file}: expected float32, got ${t.dtype}`);
+  return { dims: t.dims, data: t.data as Float32Array };
 }
 
 export function writeNpyFile(file: string, t: Tensor): void {

@@ -7,35 +7,12 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { importOnnx, exportOnnx, exportOnnxSplit } from '../../src/engine/onnx';
 import { Graph, ModelError, toNumbers } from '../../src/engine/graph';
-import { REFERENCE_DIR } from '../helpers';
+import { REFERENCE_DIR, REFERENCE_MODELS, readNpyF32 } from '../helpers';
 
 const FIXTURES = REFERENCE_DIR;
-const MODELS = [
-  'digits-cnn/model.onnx',
-  'shapes-vgg/model.onnx',
-  'shapes-vgg/model-bn.onnx',
-  'shapes-resnet/model.onnx',
-  'shapes-resnet/model-bn.onnx',
-  'shapes-resnet/model-dynbatch.onnx',
-];
+const MODELS = REFERENCE_MODELS;
 
 // ---------- helpers ----------
-
-function readNpy(file: string): { dims: number[]; data: Float32Array } {
-  const b = fs.readFileSync(file);
-  assert.equal(b.subarray(1, 6).toString('latin1'), 'NUMPY');
-  const major = b[6];
-  const headerLen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
-  const start = (major === 1 ? 10 : 12) + headerLen;
-  const header = b.subarray(start - headerLen, start).toString('latin1');
-  assert.match(header, /'descr': '<f4'/);
-  const shape = /'shape': \(([^)]*)\)/.exec(header)![1];
-  const dims = shape.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const bytes = b.subarray(start);
-  const data = new Float32Array(bytes.length / 4);
-  for (let i = 0; i < data.length; i++) data[i] = bytes.readFloatLE(i * 4);
-  return { dims, data };
-}
 
 async function run(model: Uint8Array | string, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
   const s = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
@@ -134,7 +111,7 @@ describe('importOnnx/exportOnnx on the fixture models', () => {
       assert.ok(!g.initializers.has('input'));
       const proto = onnx.ModelProto.decode(bytes);
       assert.equal(g.nodes.length, proto.graph!.node!.length);
-      const x = readNpy(path.join(FIXTURES, m.split('/')[0], 'inputs/sample0.npy'));
+      const x = readNpyF32(path.join(FIXTURES, m.split('/')[0], 'inputs/sample0.npy'));
       const feeds = { input: new ort.Tensor('float32', x.data, x.dims) };
       const want = (await run(file, feeds)).logits.data as Float32Array;
       const got = (await run(exportOnnx(g), feeds)).logits.data as Float32Array;
@@ -150,7 +127,7 @@ describe('importOnnx/exportOnnx on the fixture models', () => {
     assert.deepEqual(g.outputs[0].shape, ['batch', 4]);
     const out = onnx.ModelProto.decode(exportOnnx(g));
     assert.equal(out.graph!.input![0].type!.tensorType!.shape!.dim![0].dimParam, 'batch');
-    const x = readNpy(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
+    const x = readNpyF32(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
     const two = new Float32Array(x.data.length * 2);
     two.set(x.data);
     two.set(x.data, x.data.length);
@@ -193,7 +170,7 @@ describe('importOnnx/exportOnnx on the fixture models', () => {
     assert.deepEqual(ext.map((t) => t.name), big.map(([k]) => k));
     const weightBytes = big.reduce((a, [, t]) => a + t.data.byteLength, 0);
     assert.ok(model.byteLength < weightBytes / 10, `model proto ${model.byteLength} B holds no large weights (${weightBytes} B)`);
-    const x = readNpy(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
+    const x = readNpyF32(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
     const feeds = { input: new ort.Tensor('float32', x.data, x.dims) };
     const want = (await run(exportOnnx(g), feeds)).logits.data as Float32Array;
     const s = await ort.InferenceSession.create(model, { externalData: files });

@@ -6,16 +6,10 @@ import * as ort from 'onnxruntime-node';
 import { A, Attr, DType, Dim, Graph, ModelError, Node, Tensor, f32, i64, numel, toNumbers } from '../../src/engine/graph';
 import { exportOnnx, importOnnx } from '../../src/engine/onnx';
 import { TensorInfo, foldConstants, inferShapes } from '../../src/engine/shapes';
+import { REFERENCE_DIR, REFERENCE_MODELS, readNpyF32 } from '../helpers';
 
-const FIXTURES = '/work/shared/fixtures/lrp-reference';
-const MODELS = [
-  'digits-cnn/model.onnx',
-  'shapes-vgg/model.onnx',
-  'shapes-vgg/model-bn.onnx',
-  'shapes-resnet/model.onnx',
-  'shapes-resnet/model-bn.onnx',
-  'shapes-resnet/model-dynbatch.onnx',
-];
+const FIXTURES = REFERENCE_DIR;
+const MODELS = REFERENCE_MODELS;
 
 // ---------- helpers ----------
 
@@ -58,15 +52,6 @@ async function checkAgainstOrt(g: Graph, batch: number, feeds: Record<string, or
     checked++;
   }
   return checked;
-}
-
-function readNpy(file: string): { dims: number[]; data: Float32Array } {
-  const b = fs.readFileSync(file);
-  const len = b.readUInt16LE(8);
-  const header = b.subarray(10, 10 + len).toString('latin1');
-  const dims = /'shape': \(([^)]*)\)/.exec(header)![1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const body = b.subarray(10 + len);
-  return { dims, data: new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)) };
 }
 
 /** A tiny graph builder over the IR. */
@@ -120,7 +105,7 @@ describe('inferShapes on the fixture models', () => {
     it(`matches the shapes onnxruntime computes for every tensor of ${m}`, async () => {
       const file = path.join(FIXTURES, m);
       const g = importOnnx(fs.readFileSync(file), file);
-      const x = readNpy(path.join(FIXTURES, m.split('/')[0], 'inputs/sample0.npy'));
+      const x = readNpyF32(path.join(FIXTURES, m.split('/')[0], 'inputs/sample0.npy'));
       const n = await checkAgainstOrt(g, 1, { input: new ort.Tensor('float32', x.data, x.dims) });
       assert.equal(n, g.nodes.length);
       const infos = inferShapes(g);
@@ -373,7 +358,7 @@ describe('foldConstants', () => {
     const g = importOnnx(fs.readFileSync(file), file);
     const identity = g.nodes.find((n) => n.opType === 'Identity');
     assert.ok(identity, 'the fixture has an Identity');
-    const x = readNpy(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
+    const x = readNpyF32(path.join(FIXTURES, 'shapes-resnet/inputs/sample0.npy'));
     const feeds = { input: new ort.Tensor('float32', x.data, x.dims) };
     const before = await runGraph(g, feeds);
     const count = g.nodes.length;
