@@ -10,7 +10,6 @@ import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/ima
 import { labelFor, parseLabels } from './engine/labels';
 import { writeNpy } from './engine/npy';
 import { explanationSummary, topPredictions } from './engine/summary';
-import { UNSTABLE_REL_L2, ulpSensitivity } from './engine/stability';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
 
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
@@ -151,16 +150,10 @@ async function explainCommand(args: string[]): Promise<void> {
     });
     let stabilityNote = '';
     if (values.stability) {
-      const draws = 3;
-      const ulpRelL2 = await ulpSensitivity(
-        async (v) => (await ex.explain(v, { target: e.target, rules })).relevance.data as Float32Array,
-        x,
-        draws,
-        e.relevance.data as Float32Array,
-      );
+      const { ulpRelL2, draws, unstable } = await ex.stability(x, e, { rules });
       summary.stability = { ulpRelL2, draws };
       stabilityNote = `, one-ulp input noise moves it by ${ulpRelL2.toExponential(1)}`;
-      if (ulpRelL2 >= UNSTABLE_REL_L2)
+      if (unstable)
         process.stderr.write(
           `warning: ${values.image ?? values.input}: one float32 ulp of input noise moves the relevance by ` +
             `${(ulpRelL2 * 100).toPrecision(2)}% (relative L2): float32 rounding shapes this map; ` +

@@ -15,6 +15,7 @@ import { Explanation, LayerRelevance, ModelInputInfo } from './types';
 import { Attribution, AttributeOptions, attribute } from './methods';
 import { batchedForwardGraph } from './batched-forward';
 import { type CacheLimits, ProgramCache, weightBytes } from './program-cache';
+import { STABILITY_DRAWS, type Stability, UNSTABLE_REL_L2, ulpSensitivity } from './stability';
 
 export interface LoadOptions {
   backend?: BackendChoice;
@@ -85,9 +86,8 @@ const CACHE_COUNT = 6;
 const CACHE_BYTES = 640 * 2 ** 20;
 
 export class Explainer {
-  private readonly programs: ProgramCache;
-  /** The layer table of each LRP program key (the program's graph is freed once compiled). */
-  private readonly programLayers = new Map<string, LrpProgram['layers']>();
+  /** Compiled programs; an LRP program keeps its layer table (its graph is freed once compiled). */
+  private readonly programs: ProgramCache<LrpProgram['layers'] | undefined>;
   private forwardSession: Promise<CompiledGraph> | undefined;
   /** Whether the batched forward graph works for this model (undefined: not tried yet). */
   private batchable: boolean | undefined;
@@ -181,12 +181,12 @@ export class Explainer {
 
   private async program(rules: RulesConfig, maps: boolean, stats = true): Promise<{ layers: LrpProgram['layers']; compiled: CompiledGraph }> {
     const key = JSON.stringify({ lrp: rules, maps, stats });
-    const compiled = await this.programs.get(key, () => {
+    const { compiled, meta: layers } = await this.programs.get(key, () => {
       // the program's graph (its modified weights) is not held past compile(): a backend that
       // serialises it can let it go once its session is built
       const program = compileLrp(this.graph, this.shapes, rules, { maps, stats });
-      this.programLayers.set(key, program.layers);
       return {
+        meta: program.layers,
         bytes: weightBytes(program.graph),
         compiled: this.backend.compile(program.graph).catch((e: unknown) => {
           throw new ModelError(
@@ -195,7 +195,6 @@ export class Explainer {
         }),
       };
     });
-    const layers = this.programLayers.get(key);
     if (!layers) throw new Error(`internal: no layer table for the program ${key}`);
     return { layers, compiled };
   }
@@ -253,22 +252,34 @@ export class Explainer {
     };
   }
 
+  /**
+   * How far one float32 ulp of input noise moves the explanation `base` of `x` (stability.ts):
+   * `draws` more explanations of the same target under the same options.
+   */
+  async stability(x: Tensor, base: Explanation, opts: ExplainOptions, draws = STABILITY_DRAWS): Promise<Stability> {
+    const o = { ...opts, target: base.target };
+    const ulpRelL2 = await ulpSensitivity(
+      async (v) => (await this.explain(v, o)).relevance.data as Float32Array,
+      x,
+      draws,
+      base.relevance.data as Float32Array,
+    );
+    return { ulpRelL2, draws, unstable: ulpRelL2 >= UNSTABLE_REL_L2 };
+  }
+
   /** Compile an engine-built graph once per key on this explainer's backend (see methods.ts). */
-  compileCached(key: string, build: () => Graph, what: string): Promise<CompiledGraph> {
-    return this.programs.get(key, () => {
-      let g: Graph;
-      try {
-        g = build();
-      } catch (e) {
-        return { bytes: 0, compiled: Promise.reject(e) };
-      }
+  async compileCached(key: string, build: () => Graph, what: string): Promise<CompiledGraph> {
+    const program = await this.programs.get(key, () => {
+      const g = build();
       return {
+        meta: undefined,
         bytes: weightBytes(g),
         compiled: this.backend.compile(g).catch((e: unknown) => {
           throw new ModelError(`${this.modelPath}: ${this.backend.name} could not build ${what}: ${(e as Error).message ?? e}`);
         }),
       };
     });
+    return program.compiled;
   }
 
   /**
@@ -334,7 +345,6 @@ export class Explainer {
 
   async dispose(): Promise<void> {
     await this.programs.clear();
-    this.programLayers.clear();
     await this.releaseForward();
   }
 }

@@ -12,8 +12,14 @@ export interface CacheLimits {
   bytes: number;
 }
 
-interface Entry {
-  compiled: Promise<CompiledGraph>;
+/** A compiled program and what its builder noted about it (e.g. an LRP program's layer table). */
+export interface CachedProgram<M> {
+  compiled: CompiledGraph;
+  meta: M;
+}
+
+interface Entry<M> {
+  program: Promise<CachedProgram<M>>;
   bytes: number;
 }
 
@@ -48,8 +54,8 @@ function guarded(c: CompiledGraph): CompiledGraph {
   };
 }
 
-export class ProgramCache {
-  private readonly entries = new Map<string, Entry>();
+export class ProgramCache<M = undefined> {
+  private readonly entries = new Map<string, Entry<M>>();
 
   constructor(private readonly limits: CacheLimits) {}
 
@@ -65,33 +71,33 @@ export class ProgramCache {
 
   /**
    * The program under `key`, built with `build` when missing: it returns the weight bytes the
-   * program holds and the compiling promise. A failed build is not kept.
+   * program holds, the compiling promise and the program's meta. A failed build is not kept.
    */
-  get(key: string, build: () => { bytes: number; compiled: Promise<CompiledGraph> }): Promise<CompiledGraph> {
+  get(key: string, build: () => { bytes: number; compiled: Promise<CompiledGraph>; meta: M }): Promise<CachedProgram<M>> {
     const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key);
       this.entries.set(key, hit); // most recently used last
-      return hit.compiled;
+      return hit.program;
     }
     const made = build();
-    const entry: Entry = { bytes: made.bytes, compiled: made.compiled.then(guarded) };
-    entry.compiled.catch(() => {
+    const entry: Entry<M> = { bytes: made.bytes, program: made.compiled.then((c) => ({ compiled: guarded(c), meta: made.meta })) };
+    entry.program.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
     });
     this.entries.set(key, entry);
     this.evict();
-    return entry.compiled;
+    return entry.program;
   }
 
   private evict(): void {
     let total = this.bytes;
     const count = Math.max(1, this.limits.count);
     while (this.entries.size > 1 && (this.entries.size > count || total > this.limits.bytes)) {
-      const [key, oldest] = this.entries.entries().next().value as [string, Entry];
+      const [key, oldest] = this.entries.entries().next().value as [string, Entry<M>];
       this.entries.delete(key);
       total -= oldest.bytes;
-      void oldest.compiled.then((c) => c.dispose()).catch(() => undefined);
+      void oldest.program.then((p) => p.compiled.dispose()).catch(() => undefined);
     }
   }
 
@@ -99,6 +105,6 @@ export class ProgramCache {
   async clear(): Promise<void> {
     const all = [...this.entries.values()];
     this.entries.clear();
-    for (const e of all) await e.compiled.then((c) => c.dispose()).catch(() => undefined);
+    for (const e of all) await e.program.then((p) => p.compiled.dispose()).catch(() => undefined);
   }
 }

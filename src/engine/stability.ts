@@ -9,6 +9,16 @@ import { seededRandom } from './random';
 
 /** Above this relative change the CLI and the panel warn that rounding shapes the map. */
 export const UNSTABLE_REL_L2 = 1e-2;
+/** Perturbed explanations per check (the measure is their worst change). */
+export const STABILITY_DRAWS = 3;
+
+export interface Stability {
+  /** The largest relative L2 change of the relevance over the draws. */
+  ulpRelL2: number;
+  draws: number;
+  /** ulpRelL2 >= UNSTABLE_REL_L2 */
+  unstable: boolean;
+}
 
 /** ||a - b||_2 / ||b||_2 in float64 (0 when both are zero). */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {

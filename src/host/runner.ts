@@ -6,6 +6,7 @@ import type { RulesConfig } from '../engine/config';
 import type { Explainer } from '../engine/explainer';
 import type { PreprocessOptions, RgbImage } from '../engine/image';
 import type { Explanation } from '../engine/types';
+import type { Stability } from '../engine/stability';
 import type { EvaluationResult } from '../engine/evaluate';
 import type { Tensor } from '../engine/graph';
 import type { Attribution } from '../engine/methods';
@@ -235,20 +236,11 @@ export class Runner {
    * How far one float32 ulp of input noise moves an LRP run's relevance (engine/stability.ts):
    * three more explanations of the same target on the cached session and program.
    */
-  async stability(out: RunOutput): Promise<{ ulpRelL2: number; draws: number; unstable: boolean }> {
-    const { ulpSensitivity, UNSTABLE_REL_L2 } = await import('../engine/stability');
-    const target = out.explanation.target;
-    const input = await this.prepare({ ...out.request, target });
-    const draws = 3;
-    const opts = { target, rules: input.rules, maps: true };
-    const ulpRelL2 = await ulpSensitivity(
-      async (v) => (await input.explainer.explain(v, opts)).relevance.data as Float32Array,
-      input.tensor,
-      draws,
-      out.explanation.relevance.data as Float32Array,
-    );
-    return { ulpRelL2, draws, unstable: ulpRelL2 >= UNSTABLE_REL_L2 };
+  async stability(out: RunOutput): Promise<Stability> {
+    const input = await this.prepare({ ...out.request, target: out.explanation.target });
+    return input.explainer.stability(input.tensor, out.explanation, { rules: input.rules, maps: true });
   }
+
 
   async run(req: RunRequest): Promise<RunOutput> {
     const t0 = performance.now();

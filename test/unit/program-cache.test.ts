@@ -37,7 +37,7 @@ describe('ProgramCache', () => {
   it('keeps the most recently used programs up to the count limit', async () => {
     const cache = new ProgramCache({ count: 2, bytes: Infinity });
     const made: Record<string, Fake> = {};
-    const get = (k: string) => cache.get(k, () => ({ bytes: 10, compiled: Promise.resolve((made[k] = fake())) }));
+    const get = (k: string) => cache.get(k, () => ({ bytes: 10, meta: undefined, compiled: Promise.resolve((made[k] = fake())) }));
     await get('a');
     await get('b');
     await get('a'); // a is now the most recent
@@ -50,12 +50,16 @@ describe('ProgramCache', () => {
     const before = made.a;
     await get('a');
     assert.equal(made.a, before, 'a hit does not rebuild');
+    const tagged = new ProgramCache<string>({ count: 2, bytes: Infinity });
+    await tagged.get('t', () => ({ bytes: 1, meta: 'layers of t', compiled: Promise.resolve(fake()) }));
+    const hit = await tagged.get('t', () => assert.fail('a hit does not build'));
+    assert.equal(hit.meta, 'layers of t', 'the meta comes back with the program');
   });
 
   it('keeps the weight bytes under the budget, but always the newest program', async () => {
     const cache = new ProgramCache({ count: 10, bytes: 100 });
     const made: Record<string, Fake> = {};
-    const get = (k: string, bytes: number) => cache.get(k, () => ({ bytes, compiled: Promise.resolve((made[k] = fake())) }));
+    const get = (k: string, bytes: number) => cache.get(k, () => ({ bytes, meta: undefined, compiled: Promise.resolve((made[k] = fake())) }));
     await get('a', 40);
     await get('b', 40);
     assert.equal(cache.bytes, 80);
@@ -69,20 +73,20 @@ describe('ProgramCache', () => {
 
   it('does not keep a failed build', async () => {
     const cache = new ProgramCache({ count: 4, bytes: Infinity });
-    await assert.rejects(cache.get('x', () => ({ bytes: 1, compiled: Promise.reject(new Error('no kernel')) })), /no kernel/);
+    await assert.rejects(cache.get('x', () => ({ bytes: 1, meta: undefined, compiled: Promise.reject(new Error('no kernel')) })), /no kernel/);
     await tick();
     assert.equal(cache.size, 0);
     const ok = fake();
-    assert.ok(await cache.get('x', () => ({ bytes: 1, compiled: Promise.resolve(ok) })));
+    assert.ok(await cache.get('x', () => ({ bytes: 1, meta: undefined, compiled: Promise.resolve(ok) })));
     assert.equal(cache.size, 1);
   });
 
   it('releases a program evicted during a run only when the run ends', async () => {
     const cache = new ProgramCache({ count: 1, bytes: Infinity });
     const slow = fake(true);
-    const a = await cache.get('a', () => ({ bytes: 1, compiled: Promise.resolve(slow) }));
+    const { compiled: a } = await cache.get('a', () => ({ bytes: 1, meta: undefined, compiled: Promise.resolve(slow) }));
     const running = a.run({});
-    await cache.get('b', () => ({ bytes: 1, compiled: Promise.resolve(fake()) })); // evicts a mid-run
+    await cache.get('b', () => ({ bytes: 1, meta: undefined, compiled: Promise.resolve(fake()) })); // evicts a mid-run
     await tick();
     assert.equal(slow.disposed, false, 'not released while running');
     slow.finish?.();
