@@ -3,7 +3,7 @@
 // The expected values are computed in float64 straight from the formulas of lrp-spec.md section 2.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRulesConfig } from '../../src/engine/config';
+import { type RuleParams, parseRulesConfig } from '../../src/engine/config';
 import { Explainer } from '../../src/engine/explainer';
 import { A, Tensor, f32, i64 } from '../../src/engine/graph';
 import { Explanation } from '../../src/engine/types';
@@ -50,16 +50,8 @@ type Vec = number[];
 /** W[j][k]: weight from input j to output k (K x N). */
 type Mat = number[][];
 
-interface RefRule {
+interface RefRule extends RuleParams {
   rule: 'epsilon' | 'z' | 'zplus' | 'alpha-beta' | 'gamma' | 'zbox' | 'flat' | 'wsquare';
-  epsilon?: number;
-  gamma?: number;
-  alpha?: number;
-  beta?: number;
-  stabilizer?: number;
-  zeroBias?: boolean;
-  low?: number[];
-  high?: number[];
 }
 
 const pos = (v: number): number => (v > 0 ? v : 0);
