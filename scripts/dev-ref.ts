@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Explainer } from '../src/engine/explainer';
+import { Explainer } from '../src/explain/explainer';
 import { parseRulesConfig } from '../src/engine/config';
-import { readNpy } from '../src/engine/npy';
+import { readNpy } from '../src/engine/io/npy';
 const dir = process.argv[2];
 const filter = process.argv[3] ?? '';
 const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));

@@ -10,8 +10,8 @@
 // small, running var positive. Input `input` [1, 3, 224, 224], output `logits` [1, 1000].
 import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { A, Attr, Graph, Node, Tensor, f32 } from '../src/engine/graph';
-import { exportOnnx } from '../src/engine/onnx';
+import { A, Attr, Graph, Node, Tensor, f32 } from '../src/engine/graph/graph';
+import { exportOnnx } from '../src/engine/import/onnx';
 import { seededRandom } from '../src/engine/random';
 
 export const DEFAULT_OUT = '.cache/bench/resnet50.onnx';

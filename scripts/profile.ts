@@ -15,11 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRulesConfig } from '../src/engine/config';
-import { Explainer } from '../src/engine/explainer';
-import { Graph, pruneDead } from '../src/engine/graph';
-import { inferShapes } from '../src/engine/shapes';
-import { LRP_TARGET, compileLrp } from '../src/engine/lrp';
-import { exportOnnx } from '../src/engine/onnx';
+import { Explainer } from '../src/explain/explainer';
+import { Graph, pruneDead } from '../src/engine/graph/graph';
+import { inferShapes } from '../src/engine/graph/shapes';
+import { LRP_TARGET, compileLrp } from '../src/engine/compile/lrp';
+import { exportOnnx } from '../src/engine/import/onnx';
 
 interface ProfileEvent {
   cat: string;

@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { BackendChoice } from './backends/backend';
 import { BACKEND_CHOICES } from './backends';
 import { ConfigError } from './engine/config';
-import type { Explainer, LoadOptions } from './engine/explainer';
-import type { Tensor } from './engine/graph';
-import { readNpy } from './engine/npy';
-import { PreprocessOptions, Preset } from './engine/image';
+import type { Explainer, LoadOptions } from './explain/explainer';
+import type { Tensor } from './engine/graph/graph';
+import { readNpy } from './engine/io/npy';
+import { PreprocessOptions, Preset } from './engine/io/image';
 
 /** A command-line mistake (exit code 2). */
 export class UsageError extends Error {}

@@ -3,15 +3,15 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
-import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './engine/evaluate';
-import { Explainer } from './engine/explainer';
-import { ModelError, Tensor } from './engine/graph';
-import { blendHeatmap, heatmapPng } from './engine/heatmap';
-import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
-import { labelFor } from './engine/labels';
-import { Method, parseMethod } from './engine/methods';
-import { writeNpy } from './engine/npy';
-import { topPredictions } from './engine/summary';
+import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './explain/evaluate';
+import { Explainer } from './explain/explainer';
+import { ModelError, Tensor } from './engine/graph/graph';
+import { blendHeatmap, heatmapPng } from './engine/io/heatmap';
+import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { labelFor } from './engine/io/labels';
+import { Method, parseMethod } from './explain/methods';
+import { writeNpy } from './engine/io/npy';
+import { topPredictions } from './explain/summary';
 import { UsageError, backendArg, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, readInputNpy, rulesFrom } from './cli-args';
 
 export { UsageError };

@@ -3,14 +3,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join as joinPath, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
-import { Explainer } from './engine/explainer';
-import { Tensor } from './engine/graph';
-import { blendHeatmap, heatmapPng, relevanceMap } from './engine/heatmap';
-import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/image';
-import { labelFor, parseLabels } from './engine/labels';
-import { writeNpy } from './engine/npy';
-import { explanationSummary, topPredictions } from './engine/summary';
-import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './engine/batch';
+import { Explainer } from './explain/explainer';
+import { Tensor } from './engine/graph/graph';
+import { blendHeatmap, heatmapPng, relevanceMap } from './engine/io/heatmap';
+import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { labelFor, parseLabels } from './engine/io/labels';
+import { writeNpy } from './engine/io/npy';
+import { explanationSummary, topPredictions } from './explain/summary';
+import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {

@@ -1,21 +1,20 @@
 // Shared test helpers: where things are, running the built CLI, .npy files, tiny ONNX models.
 //
-// CI runs in a fresh clone with `shared/` beside the repository (`<repo>/../shared`), so every
-// fixture path is derived from the repository root, never written as an absolute path.
+// Tests read only files inside the repository: the fixtures live in test/fixtures (see its
+// README for where each file came from), and every path is derived from the repository root.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Graph, Node, Tensor, ValueInfo, f32 } from '../src/engine/graph';
-import { readNpy, writeNpy } from '../src/engine/npy';
+import { Graph, Node, Tensor, ValueInfo, f32 } from '../src/engine/graph/graph';
+import { readNpy, writeNpy } from '../src/engine/io/npy';
 import { seededRandom } from '../src/engine/random';
-import { exportOnnx } from '../src/engine/onnx';
+import { exportOnnx } from '../src/engine/import/onnx';
 
 /** The repository root. */
 export const REPO_DIR = path.resolve(__dirname, '..');
-/** The shared folder beside the repository (docs and fixtures). */
-export const SHARED_DIR = path.resolve(REPO_DIR, '..', 'shared');
-export const FIXTURES_DIR = path.join(SHARED_DIR, 'fixtures');
+/** The test fixtures (reference models and relevance, photos, odd image files). */
+export const FIXTURES_DIR = path.join(REPO_DIR, 'test', 'fixtures');
 export const REFERENCE_DIR = path.join(FIXTURES_DIR, 'lrp-reference');
 export const IMAGES_DIR = path.join(FIXTURES_DIR, 'images');
 /** The reference fixtures' ONNX models, relative to REFERENCE_DIR. */
@@ -93,7 +92,7 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return den === 0 ? num : num / den;
 }
 
-export { relL2, ulpSensitivity } from '../src/engine/stability';
+export { relL2, ulpSensitivity } from '../src/explain/stability';
 
 /** Run `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

@@ -1,7 +1,7 @@
 // The backend adapter: something that can run a Graph (ONNX op semantics) on tensors.
 // The engine builds one graph holding the forward pass and the whole relevance pass; a backend
 // only executes graphs, so every backend computes the same rules by construction.
-import type { Graph, Tensor } from '../engine/graph';
+import type { Graph, Tensor } from '../engine/graph/graph';
 
 export type BackendName = 'onnxruntime' | 'tfjs';
 export type BackendChoice = BackendName | 'auto';

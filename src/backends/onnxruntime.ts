@@ -1,7 +1,7 @@
 // onnxruntime-node backend: a Graph is serialised to ONNX and run as one InferenceSession.
 import type * as ortTypes from 'onnxruntime-node';
-import { type ExternalFile, exportOnnxSplit } from '../engine/onnx';
-import { Graph, Tensor } from '../engine/graph';
+import { type ExternalFile, exportOnnxSplit } from '../engine/import/onnx';
+import { Graph, Tensor } from '../engine/graph/graph';
 import { Backend, CompiledGraph } from './backend';
 
 type Ort = typeof ortTypes;

@@ -21,7 +21,7 @@ import {
   numel,
   toNumbers,
   topoSort,
-} from '../engine/graph';
+} from '../engine/graph/graph';
 
 interface Val {
   t: tf.Tensor;

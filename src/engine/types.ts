@@ -1,6 +1,6 @@
 // Public result types of the engine, shared by the CLI, the extension host and (as plain JSON
 // plus typed arrays) the webview protocol.
-import type { Layout, Tensor } from './graph';
+import type { Layout, Tensor } from './graph/graph';
 
 export interface LayerRelevance {
   /** The model's own node name. */

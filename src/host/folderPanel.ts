@@ -6,13 +6,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { webviewHtml } from './webviewHtml';
-import { listImages } from '../engine/batch';
+import { listImages } from '../explain/batch';
 import {
   FOLDER_PROTOCOL_VERSION,
   parseFolderPersistedState,
   parseFolderWebviewMessage,
-  topK,
-  softmax,
   type FolderHostMessage,
   type FolderItemResult,
   type FolderRunState,
@@ -22,6 +20,7 @@ import { CancelledError, describeError, UntrustedError } from './errors';
 import { logError, logLine } from './log';
 import { ExplainPanel, notifyError, type PanelDeps } from './panel';
 import { loadEngine, type RunRequest } from './runner';
+import { softmax, topK } from '../engine/scores';
 
 export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
 

@@ -523,7 +523,7 @@ export class ExplainPanel implements vscode.Disposable {
           alpha: this.view.opacity,
         });
       } else if (kind === 'npy') {
-        const { writeNpy } = await import('../engine/npy');
+        const { writeNpy } = await import('../engine/io/npy');
         bytes = writeNpy(out.explanation.relevance);
       } else {
         const { summary } = await loadEngine();

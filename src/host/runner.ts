@@ -3,14 +3,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RulesConfig } from '../engine/config';
-import type { Explainer } from '../engine/explainer';
-import type { PreprocessOptions, RgbImage } from '../engine/image';
+import type { Explainer } from '../explain/explainer';
+import type { PreprocessOptions, RgbImage } from '../engine/io/image';
 import type { Explanation } from '../engine/types';
-import type { Stability } from '../engine/stability';
-import type { EvaluationResult } from '../engine/evaluate';
-import type { Tensor } from '../engine/graph';
-import type { Attribution } from '../engine/methods';
-import { packMap, softmax, topK, type CompareMethod, type MainMethod, type Prediction, type ResultPayload, type WireImage } from '../protocol';
+import type { Stability } from '../explain/stability';
+import type { EvaluationResult } from '../explain/evaluate';
+import type { Tensor } from '../engine/graph/graph';
+import type { Attribution } from '../explain/methods';
+import { softmax, topK } from '../engine/scores';
+import { packMap, type CompareMethod, type MainMethod, type Prediction, type ResultPayload, type WireImage } from '../protocol';
 import {
   LABEL_FILE_NAMES,
   parsePreprocessingFile,
@@ -21,11 +22,11 @@ import {
   type Preprocessing,
 } from './settings';
 
-type ExplainerModule = typeof import('../engine/explainer');
-type ImageModule = typeof import('../engine/image');
-type HeatmapModule = typeof import('../engine/heatmap');
-type LabelsModule = typeof import('../engine/labels');
-type SummaryModule = typeof import('../engine/summary');
+type ExplainerModule = typeof import('../explain/explainer');
+type ImageModule = typeof import('../engine/io/image');
+type HeatmapModule = typeof import('../engine/io/heatmap');
+type LabelsModule = typeof import('../engine/io/labels');
+type SummaryModule = typeof import('../explain/summary');
 
 // The engine is loaded on first use: activation stays fast and a broken native module shows up
 // as an error in the panel, not as a failed activation.
@@ -35,11 +36,11 @@ let engine:
 
 export function loadEngine(): NonNullable<typeof engine> {
   engine ??= Promise.all([
-    import('../engine/explainer'),
-    import('../engine/image'),
-    import('../engine/heatmap'),
-    import('../engine/labels'),
-    import('../engine/summary'),
+    import('../explain/explainer'),
+    import('../engine/io/image'),
+    import('../engine/io/heatmap'),
+    import('../engine/io/labels'),
+    import('../explain/summary'),
   ]).then(([explainer, image, heatmap, labels, summary]) => ({ explainer, image, heatmap, labels, summary }));
   engine.catch(() => (engine = undefined));
   return engine;
@@ -222,13 +223,13 @@ export class Runner {
 
   /** One compare-grid cell: the attribution of `method` (a composite or a method beside LRP). */
   async attribute(input: PreparedInput, method: CompareMethod, target: number | undefined): Promise<Attribution> {
-    const { parseMethod } = await import('../engine/methods');
+    const { parseMethod } = await import('../explain/methods');
     return input.explainer.attribute(input.tensor, { method: parseMethod(method, input.rules), target });
   }
 
   /** Region perturbation of one method (see engine/evaluate.ts). */
   async evaluate(input: PreparedInput, method: CompareMethod, target: number): Promise<EvaluationResult> {
-    const { evaluateMethods } = await import('../engine/evaluate');
+    const { evaluateMethods } = await import('../explain/evaluate');
     return evaluateMethods(input.explainer, input.tensor, { methods: [method], rules: input.rules, target });
   }
 

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import type { FrameLocator, Page } from 'playwright-core';
 import { ARTIFACTS, CodeServer, explorerCommand, openWorkbench, ROOT, screenshot, reloadWindow, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
-const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.resolve(__dirname, '../fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
 const LABELS = ['circle', 'square', 'triangle', 'cross'];
 const DEFAULTS = ['epsilon', 'epsilon-plus-flat', 'epsilon-gamma-box', 'alpha1-beta0', 'epsilon-alpha2-beta1-flat', 'gradcam', 'gradient-input'];

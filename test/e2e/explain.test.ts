@@ -11,7 +11,7 @@ import { onnx } from 'onnx-proto';
 import type { FrameLocator, Page } from 'playwright-core';
 import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
-const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.resolve(__dirname, '../fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
 const LABELS = ['circle', 'square', 'triangle', 'cross'];
 

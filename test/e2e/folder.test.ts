@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { CodeServer, explorerCommand, openWorkbench, screenshot, reloadWindow, startVsCode, waitAppState, webviewFor, withEvidence, type VsCodeSession } from './harness';
 
-const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.resolve(__dirname, '../fixtures');
 const VGG = path.join(FIXTURES, 'lrp-reference', 'shapes-vgg');
 const LABELS = ['circle', 'square', 'triangle', 'cross'];
 

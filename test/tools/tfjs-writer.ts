@@ -14,7 +14,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Graph, Node, Tensor } from '../../src/engine/graph';
+import type { Graph, Node, Tensor } from '../../src/engine/graph/graph';
 
 export interface WrittenTfjsModel {
   /** model.json */

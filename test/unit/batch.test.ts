@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { BatchProgress, batchCsv, compareNames, csvField, heatmapNames, listImages } from '../../src/engine/batch';
+import { BatchProgress, batchCsv, compareNames, csvField, heatmapNames, listImages } from '../../src/explain/batch';
 import { IMAGES_DIR, REFERENCE_DIR, makeTmpDir, runCli } from '../helpers';
 
 const VGG = path.join(REFERENCE_DIR, 'shapes-vgg');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { A, f32, i64 } from '../../src/engine/graph';
+import { A, f32, i64 } from '../../src/engine/graph/graph';
 import { CLI, IMAGES_DIR, REFERENCE_DIR, floatInput, makeTmpDir, node, runCli, writeNpyFile, writeTinyModel } from '../helpers';
 
 const DIGITS = path.join(REFERENCE_DIR, 'digits-cnn', 'model.onnx');

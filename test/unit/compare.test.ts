@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { COMPOSITE_NAMES } from '../../src/engine/config';
-import { METHOD_NAMES } from '../../src/engine/methods';
+import { METHOD_NAMES } from '../../src/explain/methods';
 import { compareOrDefault, parseCompare, SettingsError } from '../../src/host/settings';
 import {
   ATTRIBUTION_METHODS,

@@ -3,8 +3,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { A, f32, i64 } from '../../src/engine/graph';
-import { Explainer } from '../../src/engine/explainer';
+import { A, f32, i64 } from '../../src/engine/graph/graph';
+import { Explainer } from '../../src/explain/explainer';
 import { parseRulesConfig } from '../../src/engine/config';
 import { TinyModel, floatInput, makeTmpDir, node, rng, runCli, writeNpyFile, writeTinyModel } from '../helpers';
 

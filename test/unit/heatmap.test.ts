@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { f32 } from '../../src/engine/graph';
+import { f32 } from '../../src/engine/graph/graph';
 import {
   blendHeatmap, blendPixels, colormap, COLORMAPS, heatmapPng, normaliseMap, relevanceMap, renderHeatmap, type RelevanceMap,
-} from '../../src/engine/heatmap';
-import { decodeImage } from '../../src/engine/image';
+} from '../../src/engine/io/heatmap';
+import { decodeImage } from '../../src/engine/io/image';
 import { join } from 'node:path';
 import { IMAGES_DIR } from '../helpers';
 

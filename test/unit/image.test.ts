@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeImage, inputBoundsFor, loadImageTensor, preprocess, type RgbImage, type PreprocessOptions } from '../../src/engine/image';
+import { decodeImage, inputBoundsFor, loadImageTensor, preprocess, type RgbImage, type PreprocessOptions } from '../../src/engine/io/image';
 import { IMAGES_DIR } from '../helpers';
 
 const IMG = IMAGES_DIR;

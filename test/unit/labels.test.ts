@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labelFor, parseLabels } from '../../src/engine/labels';
+import { labelFor, parseLabels } from '../../src/engine/io/labels';
 
 test('one label per line, trimmed, trailing newline ignored', () => {
   assert.deepEqual(parseLabels('cat\n  dog \r\nbird\n', 'l.txt'), ['cat', 'dog', 'bird']);

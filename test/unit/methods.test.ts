@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseRulesConfig } from '../../src/engine/config';
-import { DEFAULT_METHODS, EvaluationResult, aopcOf, defaultPatch, evaluateMethods, loadMask, localisation } from '../../src/engine/evaluate';
-import { Explainer } from '../../src/engine/explainer';
-import { A, Tensor, f32 } from '../../src/engine/graph';
-import { inputBoundsFor } from '../../src/engine/image';
+import { DEFAULT_METHODS, EvaluationResult, aopcOf, defaultPatch, evaluateMethods, loadMask, localisation } from '../../src/explain/evaluate';
+import { Explainer } from '../../src/explain/explainer';
+import { A, Tensor, f32 } from '../../src/engine/graph/graph';
+import { inputBoundsFor } from '../../src/engine/io/image';
 import { REFERENCE_DIR, TinyModel, floatInput, makeTmpDir, maxRelErr, node, readNpyFile, rng, writeTinyModel } from '../helpers';
 
 let tmp: { dir: string; cleanup: () => void };

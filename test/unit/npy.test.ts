@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { readNpy, writeNpy } from '../../src/engine/npy';
-import { loadImageTensor } from '../../src/engine/image';
-import { f32, type Tensor } from '../../src/engine/graph';
+import { readNpy, writeNpy } from '../../src/engine/io/npy';
+import { loadImageTensor } from '../../src/engine/io/image';
+import { f32, type Tensor } from '../../src/engine/graph/graph';
 import { REFERENCE_DIR } from '../helpers';
 
 const REF = REFERENCE_DIR;

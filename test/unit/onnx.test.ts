@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import Long from 'long';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { importOnnx, exportOnnx, exportOnnxSplit } from '../../src/engine/onnx';
-import { Graph, ModelError, toNumbers } from '../../src/engine/graph';
+import { importOnnx, exportOnnx, exportOnnxSplit } from '../../src/engine/import/onnx';
+import { Graph, ModelError, toNumbers } from '../../src/engine/graph/graph';
 import { REFERENCE_DIR, REFERENCE_MODELS, readNpyF32 } from '../helpers';
 
 const FIXTURES = REFERENCE_DIR;

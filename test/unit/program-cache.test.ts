@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { CompiledGraph } from '../../src/backends/backend';
-import { ProgramCache } from '../../src/engine/program-cache';
-import { Explainer } from '../../src/engine/explainer';
+import { ProgramCache } from '../../src/explain/program-cache';
+import { Explainer } from '../../src/explain/explainer';
 import { parseRulesConfig } from '../../src/engine/config';
 import { REFERENCE_DIR, readNpyFile, relL2 } from '../helpers';
 

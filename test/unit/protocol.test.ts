@@ -8,13 +8,12 @@ import {
   parsePersistedState,
   parseViewOptions,
   parseWebviewMessage,
-  softmax,
   toFloat32,
   toUint8,
-  topK,
   unpackMap,
   type WebviewMessage,
 } from '../../src/protocol';
+import { softmax, topK } from '../../src/engine/scores';
 
 test('the protocol lists exactly the engine composites', () => {
   assert.deepEqual([...COMPOSITES], [...COMPOSITE_NAMES]);

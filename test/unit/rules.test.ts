@@ -4,8 +4,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { type RuleParams, parseRulesConfig } from '../../src/engine/config';
-import { Explainer } from '../../src/engine/explainer';
-import { A, Tensor, f32, i64 } from '../../src/engine/graph';
+import { Explainer } from '../../src/explain/explainer';
+import { A, Tensor, f32, i64 } from '../../src/engine/graph/graph';
 import { Explanation } from '../../src/engine/types';
 import { TinyModel, floatInput, makeTmpDir, maxRelErr, node, rng, writeTinyModel } from '../helpers';
 

@@ -4,8 +4,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { f32 } from '../../src/engine/graph';
-import { relL2, ulpPerturbed, ulpSensitivity } from '../../src/engine/stability';
+import { f32 } from '../../src/engine/graph/graph';
+import { relL2, ulpPerturbed, ulpSensitivity } from '../../src/explain/stability';
 import { CLI, REFERENCE_DIR, makeTmpDir, runCli } from '../helpers';
 
 const VGG = path.join(REFERENCE_DIR, 'shapes-vgg');

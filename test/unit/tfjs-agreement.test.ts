@@ -9,9 +9,9 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Explainer } from '../../src/engine/explainer';
+import { Explainer } from '../../src/explain/explainer';
 import { COMPOSITE_NAMES, parseRulesConfig } from '../../src/engine/config';
-import { type PreprocessOptions, inputBoundsFor, loadImageTensor } from '../../src/engine/image';
+import { type PreprocessOptions, inputBoundsFor, loadImageTensor } from '../../src/engine/io/image';
 import { IMAGES_DIR, relL2, ulpSensitivity } from '../helpers';
 import { emotionModel, extractNsfwjs } from './tfjs-util';
 

@@ -1,7 +1,7 @@
 // The tf.js backend against onnxruntime-node on small random graphs, op by op.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { A, type Attr, type Graph, type Node, type Tensor, f32, i64 } from '../../src/engine/graph';
+import { A, type Attr, type Graph, type Node, type Tensor, f32, i64 } from '../../src/engine/graph/graph';
 import { createTfjsBackend } from '../../src/backends/tfjs';
 import { maxRelErr, numbersOf, randn, rng, runOrt } from './tfjs-util';
 
@@ -202,7 +202,7 @@ test('tfjs backend: unsupported op names node, op and model', async () => {
 
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Explainer } from '../../src/engine/explainer';
+import { Explainer } from '../../src/explain/explainer';
 import { parseRulesConfig } from '../../src/engine/config';
 import { REFERENCE_DIR, readNpyFile, ulpSensitivity } from '../helpers';
 import { emotionModel, relL2 } from './tfjs-util';

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { importTfjs } from '../../src/engine/tfjs';
+import { importTfjs } from '../../src/engine/import/tfjs';
 import { createTfjsBackend } from '../../src/backends/tfjs';
-import type { Graph, Tensor } from '../../src/engine/graph';
+import type { Graph, Tensor } from '../../src/engine/graph/graph';
 import { emotionModel, extractNsfwjs, fileHandler, maxRelErr, numbersOf, rng, runOrt } from './tfjs-util';
 import { makeTmpDir } from '../helpers';
 

@@ -1,7 +1,7 @@
 // Shared helpers for the tf.js tests: run a Graph on onnxruntime-node (via exportOnnx) and compare.
 import type * as ortTypes from 'onnxruntime-node';
-import { exportOnnx } from '../../src/engine/onnx';
-import type { Graph, Tensor } from '../../src/engine/graph';
+import { exportOnnx } from '../../src/engine/import/onnx';
+import type { Graph, Tensor } from '../../src/engine/graph/graph';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ort = require('onnxruntime-node') as typeof ortTypes;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { colormap as hostColormap } from '../../src/engine/heatmap';
+import { colormap as hostColormap } from '../../src/engine/io/heatmap';
 import { COLORMAP_NAMES } from '../../src/protocol';
 import {
   blendOverImage,
