@@ -15,7 +15,7 @@ import {
   renameUses,
   toNumbers,
 } from './graph';
-import { foldConstants } from './shapes';
+import { foldConstants } from './fold';
 
 type Pass = (g: Graph) => void;
 
