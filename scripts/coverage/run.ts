@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Explainer } from '../../src/explain/explainer';
-import { parseRulesConfig } from '../../src/engine/config';
+import { RulesConfig, parseRulesConfig } from '../../src/engine/config';
 import { readNpy } from '../../src/engine/io/npy';
 
 export const COMPOSITES = ['epsilon', 'epsilon-plus-flat', 'epsilon-gamma-box'] as const;
@@ -64,6 +64,17 @@ export function checkExplanation(
   return { failures, sum, logitErr };
 }
 
+/** The rules of one coverage case; zbox's bounds are the input's own range (a random normal input, not a photo). */
+export function coverageRules(composite: string, attention: string, x: Float32Array): RulesConfig {
+  let low = Infinity;
+  let high = -Infinity;
+  for (const v of x) {
+    low = Math.min(low, v);
+    high = Math.max(high, v);
+  }
+  return parseRulesConfig({ composite, attention, inputBounds: { low: [low], high: [high] } }, 'coverage');
+}
+
 function argmax(v: Float32Array): number {
   let k = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[k]) k = i;
@@ -94,7 +105,7 @@ async function runModel(dir: string, file: string): Promise<ModelResult> {
     for (const attention of ATTENTION) {
       const c: CaseResult = { composite, attention, ok: false };
       try {
-        const rules = parseRulesConfig({ composite, attention }, 'coverage');
+        const rules = coverageRules(composite, attention, x.data as Float32Array);
         const opts = { rules, target, layers: false };
         await ex.explain(x, opts); // compiles and warms up
         const e = await ex.explain(x, opts);

@@ -15,7 +15,7 @@ export const FOLDABLE: ReadonlySet<string> = new Set([
   'Reshape', 'Flatten', 'Slice', 'Identity', 'Transpose', 'Expand', 'Tile', 'Pad', 'Range',
   'Add', 'Sub', 'Mul', 'Div', 'Mod', 'Pow', 'Max', 'Min', 'Neg', 'Abs', 'Floor', 'Ceil', 'Sqrt', 'Sign', 'Reciprocal',
   'Exp', 'Log', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'Where',
-  'ReduceSum', 'ReduceMean', 'ReduceProd', 'ReduceMax', 'ReduceMin',
+  'ReduceSum', 'ReduceMean', 'ReduceProd', 'ReduceMax', 'ReduceMin', 'ScatterND',
 ]);
 
 /** Largest value (elements) folded into an initializer. */

@@ -738,6 +738,32 @@ const transposeValue: ValueFn = (c, [x], [o]) => {
   return [pick(x, o, off)];
 };
 
+/**
+ * ScatterND on constants (reduction 'none'): a copy of the data with the slices addressed by the
+ * last axis of `indices` replaced by `updates`; Swin's attention mask is built this way from
+ * `mask[h0:h1, w0:w1] = k` assignments.
+ */
+const scatterNdValue: ValueFn = (c, [x, idx, upd], [o]) => {
+  if (attrString(c.node, 'reduction', 'none') !== 'none') throw c.err('only ScatterND without reduction folds');
+  const k = idx.dims[idx.dims.length - 1];
+  const xs = stridesOf(x.dims);
+  const slice = numel(x.dims.slice(k));
+  const count = numel(idx.dims.slice(0, -1));
+  const data = allocData(o.dtype, numel(o.dims));
+  for (let i = 0; i < data.length; i++) store(data, i, x.data[i]);
+  for (let j = 0; j < count; j++) {
+    let base = 0;
+    for (let a = 0; a < k; a++) {
+      let v = Number(idx.data[j * k + a]);
+      if (v < 0) v += x.dims[a];
+      if (v < 0 || v >= x.dims[a]) throw c.err(`index ${v} is out of range for axis ${a}`);
+      base += v * xs[a];
+    }
+    for (let e = 0; e < slice; e++) store(data, base + e, upd.data[j * slice + e]);
+  }
+  return [{ dtype: o.dtype, dims: [...o.dims], data }];
+};
+
 const VALUES: Record<string, ValueFn> = {
   Shape: (c, _ins, [o]) => {
     const dims = c.in(0).dims;
@@ -800,6 +826,7 @@ const VALUES: Record<string, ValueFn> = {
     });
     return [pick(x, o, off)];
   },
+  ScatterND: scatterNdValue,
 };
 
 /** Ops whose value shares its input's data: free at any size. */
