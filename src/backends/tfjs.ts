@@ -796,6 +796,28 @@ const OPS: Record<string, OpImpl> = {
     }
     return [same(v, tf.minimum(tf.maximum(v.t, lo), hi))];
   },
+  Erf: unary(tf.erf),
+  Gelu: unary((x, c) => {
+    if (attrString(c.node, 'approximate', 'none') === 'tanh') {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  }),
+  LayerNormalization: (c) => {
+    // y = (x - mean) * invStdDev * scale + bias over the axes from `axis` on; outputs Y, Mean, InvStdDev
+    const x = logical(inp(c, 0));
+    const axis = normAxis(attrInt(c.node, 'axis', -1), x.rank);
+    const eps = attrInt(c.node, 'epsilon', 1e-5);
+    const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
+    const mean = tf.mean(x, axes, true);
+    const d = tf.sub(x, mean);
+    const inv = tf.rsqrt(tf.add(tf.mean(tf.square(d), axes, true), eps));
+    let y = tf.mul(tf.mul(d, inv), logical(inp(c, 1)));
+    const bias = opt(c, 2);
+    if (bias) y = tf.add(y, logical(bias));
+    return [val(y, 'float32'), val(mean, 'float32'), val(inv, 'float32')];
+  },
   Softmax: softmaxLike((t) => tf.softmax(t)),
   LogSoftmax: softmaxLike((t) => tf.logSoftmax(t)),
   Identity: (c) => [same(inp(c, 0), tf.clone(inp(c, 0).t))],

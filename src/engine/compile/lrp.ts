@@ -11,6 +11,8 @@ import { LINEAR_OPS, linearHandler, linearZero } from './ops/linear';
 import { averagePoolHandler, globalAvgHandler, globalMaxPoolHandler, maxPoolHandler, reduceMeanHandler } from './ops/pooling';
 import { PASS_OPS, addSubHandler, clipZero, mulDivHandler, passHandler } from './ops/elementwise';
 import { STRUCTURAL_HANDLERS } from './ops/structure';
+import { layerNormHandler } from './ops/normalisation';
+import { bilinearMatMulHandler, softmaxHandler } from './ops/attention';
 
 export { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED } from './program';
 export * from './ops/context';
@@ -45,13 +47,16 @@ const NONNEG_PRESERVING = new Set([
 const ZERO_RULES: Record<string, ZeroRule | ((ctx: Ctx, n: Node) => ZeroRule)> = {
   Conv: linearZero,
   Gemm: linearZero,
-  MatMul: linearZero,
+  MatMul: (ctx, n) => (ctx.isAct(n.inputs[1]) ? 'always' : linearZero(ctx, n)),
   AveragePool: 'always',
   GlobalAveragePool: 'always',
   ReduceMean: 'always',
-  Add: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
-  Sub: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
+  // a residual sum (norm rule) and a constant summand (LRP-0) both hand back x * q
+  Add: 'always',
+  Sub: 'always',
   Clip: clipZero,
+  LayerNormalization: 'always',
+  Softmax: 'always',
 };
 for (const op of [
   'MaxPool',
@@ -68,6 +73,9 @@ for (const op of [
   'Slice',
   'Split',
   'Expand',
+  'Gather',
+  'GatherElements',
+  'Tile',
   'Relu',
   'LeakyRelu',
   'PRelu',
@@ -92,7 +100,16 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
   const h: Record<string, Handler> = {
     Conv: linearHandler,
     Gemm: linearHandler,
-    MatMul: linearHandler,
+    MatMul: (c, n, R) => {
+      if (c.isAct(n.inputs[1])) {
+        if (!c.isAct(n.inputs[0]))
+          throw new ModelError(`${c.g.source}: node '${n.name}' (MatMul): a constant left operand is not supported (only x @ W or a product of two activations)`);
+        return bilinearMatMulHandler(c, n, R, prod);
+      }
+      return linearHandler(c, n, R);
+    },
+    LayerNormalization: layerNormHandler,
+    Softmax: softmaxHandler,
     MaxPool: maxPoolHandler,
     GlobalMaxPool: globalMaxPoolHandler,
     AveragePool: averagePoolHandler,

@@ -164,3 +164,23 @@ export function isNonNegConst(g: Graph, name: string): boolean {
   for (let i = 0; i < t.data.length; i++) if (Number(t.data[i]) < 0) return false;
   return true;
 }
+
+/**
+ * R / y for LRP-0 through an op without a rule (spec section 7: the gradient-like quantity c = R / y
+ * passed through the op's Jacobian): the factor q when R is known as y * q, else the quotient,
+ * 0 where y is exactly 0 (no relevance passes there, instead of 0/0 = NaN).
+ */
+export function ratio(ctx: Ctx, R: string, y: string): string {
+  const known = ctx.products.get(R);
+  if (known && known.x === y) return known.q;
+  const { b } = ctx;
+  return b.op('Where', [b.op('Equal', [y, b.scalar(0)]), b.scalar(0), b.div(R, y)]);
+}
+
+/** Swap the last two axes (the transpose of a batched matrix). */
+export function swapLast(ctx: Ctx, t: string, rank: number): string {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return ctx.b.op('Transpose', [t], { perm: A.ints(perm) });
+}
