@@ -15,9 +15,10 @@ const VIT_B16 = '.cache/bench/vit_b16.onnx';
 
 /**
  * Targets: lrpOverForward per configuration name (issue 2, acceptance point 4: the ResNet-50
- * composites; issue 9, acceptance point 5: ViT-B/16 under CP-LRP), peak RSS for every targeted run.
+ * composites; issue 9, acceptance point 5: ViT-B/16 under CP-LRP), and peak RSS for the targeted
+ * runs on the models named in peakRssMb (the ResNet-50; ViT-B/16's is reported, without a target).
  */
-const TARGETS = { lrpOverForward: { epsilon: 2.5, 'epsilon-plus-flat': 3.5, 'vit-b16-cp': 3.5 }, peakRssMb: 1500 };
+const TARGETS = { lrpOverForward: { epsilon: 2.5, 'epsilon-plus-flat': 3.5, 'vit-b16-cp': 3.5 }, peakRssMb: { resnet50: 1500 } };
 
 // One line per configuration. `model` names an entry of MODELS; `args` go to `lrp-lens bench`.
 // `target: true` marks the ones the issue sets targets for; the rest are extra information.
@@ -189,8 +190,10 @@ for (const [name, max] of Object.entries(TARGETS.lrpOverForward)) {
   if (!r) continue;
   checks.push({ what: `lrpOverForward ${name}`, value: r.lrpOverForward, max, met: r.lrpOverForward <= max });
 }
-for (const r of results.filter((x) => !x.error && selected.find((c) => c.name === x.name)?.target))
-  checks.push({ what: `peakRssMb ${r.name}`, value: r.peakRssMb, max: TARGETS.peakRssMb, met: r.peakRssMb < TARGETS.peakRssMb });
+for (const r of results.filter((x) => !x.error && selected.find((c) => c.name === x.name)?.target)) {
+  const max = TARGETS.peakRssMb[r.model];
+  if (max !== undefined) checks.push({ what: `peakRssMb ${r.name}`, value: r.peakRssMb, max, met: r.peakRssMb < max });
+}
 
 const out = {
   date: new Date().toISOString(),

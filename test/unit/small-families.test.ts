@@ -40,6 +40,16 @@ describe('small torchvision families (ViT, Swin, ConvNeXt)', () => {
       });
       after(() => ex?.dispose());
 
+      if (m.id.startsWith('swin'))
+        it('the shape arithmetic folds away: pad amounts, the shifted-window mask (ScatterND), bias tables', () => {
+          const ops = new Set(ex.graph.nodes.map((n) => n.opType));
+          for (const op of ['Shape', 'ScatterND', 'Mod', 'Range', 'Where', 'Equal', 'ConstantOfShape'])
+            assert.ok(!ops.has(op), `a ${op} node is left after canonisation`);
+          const pads = ex.graph.nodes.filter((n) => n.opType === 'Pad');
+          assert.ok(pads.length > 0, 'the padded token grid keeps its Pad nodes');
+          for (const p of pads) assert.ok(ex.graph.initializers.has(p.inputs[1]), `${p.name}: pads are not a constant`);
+        });
+
       for (const composite of COMPOSITES)
         for (const attention of ATTENTION)
           it(`${composite}, attention ${attention}`, async (t) => {
