@@ -54,7 +54,29 @@ def build(family: str, seed: int) -> torch.nn.Module:
         kwargs["init_weights"] = True
     model = getattr(torchvision.models, family)(**kwargs)
     randomize_zero_params(model)
+    calibrate_batchnorm(model, side=FAMILIES[family][0], seed=seed)
     return model.eval()
+
+
+def calibrate_batchnorm(model: torch.nn.Module, side: int, seed: int, batches: int = 2, size: int = 8) -> None:
+    """Freshly initialised BatchNorm layers hold running mean 0 and variance 1, so in eval mode they
+    normalise nothing: through a deep random network the activations vanish (efficientnet_b0's logits
+    are 1e-14, googlenet's features 1e-30) or explode (inception_v3's logits 1e12), and there is
+    nothing meaningful to explain or to compare. The running statistics are set to the batch
+    statistics of a few random normal inputs instead (the cumulative average, momentum None), as a
+    trained network's would be set by its data."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    gen = torch.Generator().manual_seed(seed + 1)
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(size, 3, side, side, generator=gen))
+    model.eval()
 
 
 def randomize_zero_params(model: torch.nn.Module) -> None:
