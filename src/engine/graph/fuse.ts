@@ -199,7 +199,6 @@ function normalisedConst(t: Tensor, dims: number[], axes: number[]): Tensor | nu
 
 /** Replace written-out LayerNorms by LayerNormalization nodes. */
 export function fuseLayerNorm(g: Graph, shapeOf: ShapeOf): void {
-  let prod = producers(g);
   let cons = consumers(g);
   for (const mean of [...g.nodes]) {
     if (mean.opType !== 'ReduceMean' || !g.nodes.includes(mean)) continue;
@@ -293,7 +292,6 @@ export function fuseLayerNorm(g: Graph, shapeOf: ShapeOf): void {
     }
     g.nodes.splice(idx, 1, ...replacement);
     g.nodes = g.nodes.filter((n) => !removed.has(n) || replacement.includes(n));
-    prod = producers(g);
     cons = consumers(g);
   }
 }
