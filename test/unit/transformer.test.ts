@@ -392,6 +392,35 @@ describe('The fixture ViT', () => {
     }
   });
 
+  it('gradcam uses the last block\'s patch tokens (its first LayerNorm) on the 8x8 patch grid', async () => {
+    const ex = await Explainer.load(VIT, { backend: 'onnxruntime' });
+    try {
+      const a = await ex.attribute(readNpyFile(VIT_INPUT), { method: 'gradcam', target: 2 });
+      assert.equal(a.layer, '/encoder/layers/encoder_layer_3/ln_1/LayerNormalization');
+      assert.deepEqual([a.map.width, a.map.height], [64, 64]);
+      assert.ok(a.map.data.some((v) => v > 0) && a.map.data.every((v) => v >= 0));
+      // an explicit token layer works too; a tensor that is neither a map nor tokens is refused
+      const b = await ex.attribute(readNpyFile(VIT_INPUT), { method: 'gradcam', target: 2, layer: '/encoder/layers/encoder_layer_1/ln_1/LayerNormalization' });
+      assert.ok(b.map.data.some((v) => v > 0));
+      await assert.rejects(ex.attribute(readNpyFile(VIT_INPUT), { method: 'gradcam', layer: '/heads/head/Gemm' }), /Grad-CAM needs a spatial feature map \[N, C, H, W\] or patch tokens \[1, T, D\]/);
+    } finally {
+      await ex.dispose();
+    }
+  });
+
+  it('the tf.js backend computes the same gradient', async () => {
+    const [a, b] = await Promise.all([Explainer.load(VIT, { backend: 'onnxruntime' }), Explainer.load(VIT, { backend: 'tfjs' })]);
+    try {
+      const x = readNpyFile(VIT_INPUT);
+      const ga = await a.attribute(x, { method: 'gradient', target: 2 });
+      const gb = await b.attribute(x, { method: 'gradient', target: 2 });
+      const d = relL2(ga.relevance.data as Float32Array, gb.relevance.data as Float32Array);
+      assert.ok(d < 1e-4, `relL2 ${d}`);
+    } finally {
+      await Promise.all([a.dispose(), b.dispose()]);
+    }
+  });
+
   it('gradient and gradient-input work and match finite differences of the logit', async () => {
     const ex = await Explainer.load(VIT, { backend: 'onnxruntime' });
     try {
