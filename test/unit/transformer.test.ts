@@ -392,6 +392,24 @@ describe('The fixture ViT', () => {
     }
   });
 
+  it('layers on token tensors report the relevance per token (for the panel\'s token maps)', async () => {
+    const ex = await Explainer.load(VIT, { backend: 'onnxruntime' });
+    try {
+      const e = await ex.explain(readNpyFile(VIT_INPUT), { rules: parseRulesConfig({ composite: 'epsilon', attention: 'cp' }), maps: true });
+      const ln = e.layers.filter((l) => l.opType === 'LayerNormalization');
+      assert.equal(ln.length, 9);
+      for (const l of ln) {
+        assert.equal(l.tokenSums?.length, 65, l.name);
+        assert.ok(Math.abs(sum(l.tokenSums as Float32Array) - l.relevanceSum) <= 1e-4 * Math.max(1, Math.abs(l.relevanceSum)), l.name);
+      }
+      // the final LayerNorm: only the class token reaches the head
+      const last = ln[0].tokenSums as Float32Array;
+      assert.ok(Array.from(last.subarray(1)).every((v) => v === 0) && last[0] !== 0);
+    } finally {
+      await ex.dispose();
+    }
+  });
+
   it('gradcam uses the last block\'s patch tokens (its first LayerNorm) on the 8x8 patch grid', async () => {
     const ex = await Explainer.load(VIT, { backend: 'onnxruntime' });
     try {

@@ -229,6 +229,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     g.outputs.push({ name: l.posOutput, dtype: 'float32', shape: [] });
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
     if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
+    if (l.tokenOutput) g.outputs.push({ name: l.tokenOutput, dtype: 'float32', shape: [] });
   }
   pruneDead(g); // e.g. the norm rule's x_i * s when the next rule used its factors directly
   return { graph: g, inputName: input, layers: ctx.layers, numClasses: sel.numClasses };
