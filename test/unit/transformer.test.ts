@@ -367,6 +367,34 @@ describe('Pattern passes: LayerNorm and GELU written out become one node', () =>
     assertClose((await runOrt(g, { x })).y.data as Float32Array, before.data as Float32Array, 1e-5, 'tanh gelu');
   });
 
+  it('two written-out LayerNorms in one scope get their own names and constants', async () => {
+    const r = rng(6);
+    const ln = (x: string, k: number): TinyModel['nodes'] => [
+      node(`/blocks/ReduceMean_${k}`, 'ReduceMean', [x], [`m${k}`], { axes: A.ints([-1]) }),
+      node(`/blocks/Sub_${k}`, 'Sub', [x, `m${k}`], [`d${k}`]),
+      node(`/blocks/Pow_${k}`, 'Pow', [`d${k}`, 'two'], [`p${k}`]),
+      node(`/blocks/ReduceMean_v${k}`, 'ReduceMean', [`p${k}`], [`v${k}`], { axes: A.ints([-1]) }),
+      node(`/blocks/Add_${k}`, 'Add', [`v${k}`, 'eps'], [`ve${k}`]),
+      node(`/blocks/Sqrt_${k}`, 'Sqrt', [`ve${k}`], [`s${k}`]),
+      node(`/blocks/Div_${k}`, 'Div', [`d${k}`, `s${k}`], [`n${k}`]),
+      node(`/blocks/Mul_${k}`, 'Mul', [`n${k}`, `g${k}`], [`o${k}`]),
+    ];
+    const g: Graph = tinyGraph({
+      input: floatInput('x', [1, 2, 4]),
+      output: floatInput('o1', [1, 2, 4]),
+      nodes: [...ln('x', 0), ...ln('o0', 1)],
+      initializers: { two: f32([], [2]), eps: f32([], [1e-5]), g0: f32([4], values(4, r, 1, 0.5)), g1: f32([4], values(4, r, 1, 0.5)) },
+    });
+    const x = f32([1, 2, 4], values(8, r, 2));
+    const before = (await runOrt(g, { x })).o1;
+    const shapes = inferShapes(g, 1);
+    canonize(g, (t) => shapes.get(t)?.dims);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['LayerNormalization', 'LayerNormalization']);
+    assert.notEqual(g.nodes[0].name, g.nodes[1].name);
+    assert.notEqual(g.nodes[0].inputs[1], g.nodes[1].inputs[1]);
+    assertClose((await runOrt(g, { x })).o1.data as Float32Array, before.data as Float32Array, 1e-5, 'two layernorms');
+  });
+
   it('a channels-first LayerNorm over axis 1 (ConvNeXt style) becomes Transpose, LayerNormalization, Transpose', async () => {
     const r = rng(4);
     const C = 3;
