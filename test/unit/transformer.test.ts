@@ -144,6 +144,32 @@ describe('RMS-style norm written out: only the frozen scale (spec section 7)', (
     assertClose(rel(e), want, 1e-5, 'rms norm');
     assert.ok(e.layers.some((l) => l.name === 'n' && l.rule === 'frozen-scale'));
   });
+
+  it('a global response norm (x * Gx / mean(Gx)) freezes its statistic too', async () => {
+    const r = rng(22);
+    const m: TinyModel = {
+      input: floatInput('x', [1, 2, 2, 3]),
+      output: floatInput('y', [1, 2]),
+      nodes: [
+        node('sq', 'Mul', ['x', 'x']),
+        node('ss', 'ReduceSum', ['sq', 'hw'], ['ss']),
+        node('gx', 'Sqrt', ['ss']),
+        node('mg', 'ReduceMean', ['gx'], ['mg'], { axes: A.ints([-1]) }),
+        node('me', 'Add', ['mg', 'eps']),
+        node('nx', 'Div', ['gx', 'me']),
+        node('xn', 'Mul', ['x', 'nx']),
+        node('res', 'Add', ['xn', 'x']),
+        node('flat', 'Reshape', ['res', 'shape']),
+        node('fc', 'Gemm', ['flat', 'w'], ['y'], { transB: A.int(1) }),
+      ],
+      initializers: { hw: i64([2], [1, 2]), eps: f32([], [1e-6]), shape: i64([2], [1, 12]), w: f32([2, 12], values(24, r)) },
+    };
+    const x = values(12, r, 1, 0.3);
+    const e = await explainTiny(m, f32([1, 2, 2, 3], x), { composite: 'epsilon', epsilon: 0 }, 0);
+    assert.ok(e.layers.some((l) => l.name === 'xn' && l.rule === 'frozen-scale'), e.layers.map((l) => `${l.name}:${l.rule}`).join(' '));
+    // no bias anywhere: the residual norm rule (stabiliser 1e-6) and LRP-0 conserve
+    assert.ok(Math.abs(sum(rel(e)) - e.logit) < 1e-4 * Math.abs(e.logit));
+  });
 });
 
 describe('Attention: cp and attnlrp on one head (spec section 7)', () => {

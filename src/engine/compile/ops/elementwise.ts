@@ -108,9 +108,9 @@ function statisticOf(ctx: Ctx, t: string, of: string, prod: Map<string, Node>): 
     seen.add(cur);
     const p = prod.get(cur);
     if (!p || !STAT_STEP.has(p.opType)) return false;
+    // every path ends at `of`, so products and quotients along the way (x * x, a norm over its
+    // mean as in a global response norm) are statistics too
     const acts = p.inputs.filter((i) => i && ctx.isAct(i));
-    // x * x is a square; any other product or quotient of two activations is not a step
-    if (AFFINE.has(p.opType) && acts.length > 1 && !(p.opType === 'Mul' && acts[0] === acts[1])) return false;
     if (STAT_REDUCE.has(p.opType)) reduced = true;
     stack.push(...acts);
   }
