@@ -157,10 +157,11 @@ function transformerLayer(graph: Graph, order: Node[], dims: (t: string) => numb
 /**
  * Grad-CAM's feature map. With `name`: the output of the node of that name (or the tensor of that
  * name), taken as [N, C, H, W] (ONNX Conv layout), or as patch tokens [1, T, D] on a vision
- * transformer. Default on a vision transformer: see transformerLayer. Otherwise: the last Conv whose output has
- * H, W > 1, followed through its activation and a residual Add while the shape stays the same,
- * so the map is the rectified block output (VGG: the ReLU after the last Conv; ResNet: the
- * last block's ReLU after the addition), as in Selvaraju et al.
+ * transformer. Default on a vision transformer: see transformerLayer. Otherwise: the last Conv
+ * whose output has H, W > 1 (or a residual Add of such maps after it: a ConvNeXt stage's output),
+ * followed through its activation and a residual Add while the shape stays the same, so the map
+ * is the rectified block output (VGG: the ReLU after the last Conv; ResNet: the last block's ReLU
+ * after the addition), as in Selvaraju et al.
  */
 export function gradcamLayer(graph: Graph, shapes: Shapes, name?: string): FeatureLayer {
   const dims = (t: string) => shapes.get(t)?.dims;
@@ -185,10 +186,15 @@ export function gradcamLayer(graph: Graph, shapes: Shapes, name?: string): Featu
   }
   const vit = transformerLayer(graph, order, dims);
   if (vit) return vit;
+  // the last Conv with a spatial output, or a later residual Add of spatial maps (a ConvNeXt
+  // stage ends in one, after its depthwise Conv and the per-pixel MLP)
   let conv: Node | undefined;
   for (const n of order) {
     const d = dims(n.outputs[0]);
-    if (n.opType === 'Conv' && d && d.length === 4 && d[2] > 1 && d[3] > 1) conv = n;
+    const spatial = !!d && d.length === 4 && d[2] > 1 && d[3] > 1;
+    const residual =
+      n.opType === 'Add' && n.inputs.length === 2 && n.inputs.every((i) => !graph.initializers.has(i) && (dims(i) ?? []).join() === (d ?? []).join());
+    if (spatial && (n.opType === 'Conv' || (conv && residual))) conv = n;
   }
   if (!conv) throw new ModelError(`${graph.source}: gradcam: the model has no Conv layer with a spatial output (H, W > 1)`);
   const cons = consumers(graph);

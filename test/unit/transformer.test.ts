@@ -512,6 +512,16 @@ describe('The fixture ViT', () => {
     }
   });
 
+  it('gradcam on the ConvNeXt uses the last stage output (its residual Add), not the depthwise Conv before it', async () => {
+    const ex = await Explainer.load(path.join(MODERN, 'shapes-convnext/model.onnx'), { backend: 'onnxruntime' });
+    try {
+      const a = await ex.attribute(readNpyFile(path.join(MODERN, 'shapes-convnext/inputs/sample0.npy')), { method: 'gradcam' });
+      assert.equal(a.layer, '/features/features.3/features.3.1/Add');
+    } finally {
+      await ex.dispose();
+    }
+  });
+
   it('the tf.js backend computes the same gradient', async () => {
     const [a, b] = await Promise.all([Explainer.load(VIT, { backend: 'onnxruntime' }), Explainer.load(VIT, { backend: 'tfjs' })]);
     try {
