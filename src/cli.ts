@@ -12,6 +12,7 @@ import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
+import { explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
   UsageError,
@@ -30,7 +31,9 @@ const USAGE = `usage:
       [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
       [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
       [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
-      [--backend auto|onnxruntime|tfjs] [--stability]
+      [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
+      (--condition: the relevance through those channels of LAYER, a node name; with topK one
+      map per channel, files named -c<channel>; shares in --out-json)
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
@@ -62,6 +65,7 @@ const EXPLAIN_OPTIONS = {
   method: { type: 'string' },
   layer: { type: 'string' },
   stability: { type: 'boolean' },
+  condition: { type: 'string' },
 } as const;
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
@@ -133,6 +137,23 @@ async function explainCommand(args: string[]): Promise<void> {
       });
     await ex.releaseForward(); // timed only: the LRP program computes the logits itself
     const e = await ex.explain(x, { target, rules });
+    if (values.condition !== undefined) {
+      const cond = await explainCondition(ex, x, parseConditionArg(values.condition), {
+        rules,
+        target: e.target,
+        outRelevance: values['out-relevance'],
+        outHeatmap: values['out-heatmap'],
+        original,
+      });
+      const summary = { ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs } }), condition: cond };
+      if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
+      for (const m of cond.maps)
+        process.stdout.write(
+          `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), ${cond.layer} channel${m.channels.length === 1 ? '' : 's'} ${m.channels.join(',')}: ` +
+            `relevance ${m.relevance.toFixed(4)} (${(m.share * 100).toFixed(1)}% of the layer's ${cond.layerRelevance.toFixed(4)}), input relevance sum ${m.inputRelevanceSum.toFixed(4)}\n`,
+        );
+      return;
+    }
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
     if (values['out-heatmap']) {
