@@ -107,7 +107,11 @@ function dominates(g: Graph, layer: string): boolean {
     grew = false;
     for (const n of g.nodes) {
       if (n === skip || !n.inputs.some((i) => reached.has(i))) continue;
-      for (const o of n.outputs) if (!reached.has(o)) (reached.add(o), (grew = true));
+      for (const o of n.outputs)
+        if (!reached.has(o)) {
+          reached.add(o);
+          grew = true;
+        }
     }
   }
   return !reached.has(g.outputs[0].name);
