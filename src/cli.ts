@@ -12,7 +12,7 @@ import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
-import { explainCondition, parseConditionArg } from './cli-concepts';
+import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
   UsageError,
@@ -37,7 +37,8 @@ const USAGE = `usage:
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
-${METHODS_USAGE}`;
+${METHODS_USAGE}
+${CONCEPTS_USAGE}`;
 
 const EXPLAIN_OPTIONS = {
   model: { type: 'string' },
@@ -357,6 +358,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'explain') await explainCommand(rest);
     else if (cmd === 'bench') await benchCommand(rest);
     else if (cmd === 'evaluate') await evaluateCommand(rest);
+    else if (cmd === 'concepts') await conceptsCommand(rest);
     else if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 2 : 0;
