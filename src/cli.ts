@@ -12,6 +12,7 @@ import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
+import { channelMask, conditionLayer, conditionalRelevance } from './explain/concepts';
 import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
@@ -37,6 +38,7 @@ const USAGE = `usage:
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
+      [--condition LAYER] (also times conditional maps of that layer)
 ${METHODS_USAGE}
 ${CONCEPTS_USAGE}`;
 
@@ -326,6 +328,7 @@ async function benchCommand(args: string[]): Promise<void> {
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     await ex.explain(x, { rules }); // warm-up of the program with per-layer sums
     for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules }), lrpLayers);
+    const condition = values.condition === undefined ? undefined : await benchCondition(ex, x, rules, values.condition, runs);
     const forwardMs = median(fwd);
     const lrpMs = median(lrp);
     const lrpWithLayersMs = median(lrpLayers);
@@ -341,11 +344,37 @@ async function benchCommand(args: string[]): Promise<void> {
       lrpWithLayersOverForward: round(lrpWithLayersMs / forwardMs),
       peakRssMb: round(peakRssMb),
       peakRssWithLayersMb: round(process.resourceUsage().maxRSS / 1024),
+      ...(condition ? { condition: { ...condition, oneOverLrp: round(condition.oneMs / lrpMs) } } : {}),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
   } finally {
     await ex.dispose();
   }
+}
+
+/**
+ * `bench --condition LAYER`: one conditional map (issue 12) against the LRP pass, and eight
+ * channels in one batched run against eight single runs. Medians of `runs`; the programs are
+ * compiled once before timing.
+ */
+async function benchCondition(ex: Explainer, x: Tensor, rules: RulesConfig, layer: string, runs: number) {
+  const { channels } = conditionLayer(ex, layer);
+  const eight = Array.from({ length: 8 }, (_, i) => channelMask(channels, [i % channels]));
+  const one = (masks: Float32Array[], maxBatch: number) => conditionalRelevance(ex, x, { rules, layer, masks, maxBatch });
+  const timeIt = async (f: () => Promise<unknown>): Promise<number> => {
+    await f(); // warm-up: compiles the program
+    const ts: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      await f();
+      ts.push(performance.now() - t);
+    }
+    return median(ts);
+  };
+  const oneMs = await timeIt(() => one([eight[0]], 1));
+  const singlesMs = await timeIt(() => one(eight, 1));
+  const batchedMs = await timeIt(() => one(eight, 8));
+  return { layer, channels, oneMs: round(oneMs), eightSinglesMs: round(singlesMs), eightBatchedMs: round(batchedMs), batchedOverSingles: round(batchedMs / singlesMs) };
 }
 
 function round(v: number): number {
