@@ -29,8 +29,8 @@ import {
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
-      [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
+      [--init logit|one-hot] [--attention cp|attnlrp] [--preset imagenet|unit|symmetric|raw]
+      [--size WxH] [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
       [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
       [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
       (--condition: the relevance through those channels of LAYER, a node name; with topK one
@@ -54,6 +54,7 @@ const EXPLAIN_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   init: { type: 'string' },
+  attention: { type: 'string' },
   preset: { type: 'string' },
   size: { type: 'string' },
   mean: { type: 'string' },

@@ -12,6 +12,8 @@ import { averagePoolHandler, globalAvgHandler, globalMaxPoolHandler, maxPoolHand
 import { PASS_OPS, addSubHandler, clipZero, mulDivHandler, passHandler } from './ops/elementwise';
 import { STRUCTURAL_HANDLERS } from './ops/structure';
 import { ConditionSpec, applyCondition, isConditionNode } from './condition';
+import { layerNormHandler } from './ops/normalisation';
+import { bilinearMatMulHandler, softmaxHandler } from './ops/attention';
 
 export { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED } from './program';
 export * from './ops/context';
@@ -46,13 +48,16 @@ const NONNEG_PRESERVING = new Set([
 const ZERO_RULES: Record<string, ZeroRule | ((ctx: Ctx, n: Node) => ZeroRule)> = {
   Conv: linearZero,
   Gemm: linearZero,
-  MatMul: linearZero,
+  MatMul: (ctx, n) => (ctx.isAct(n.inputs[1]) ? 'always' : linearZero(ctx, n)),
   AveragePool: 'always',
   GlobalAveragePool: 'always',
   ReduceMean: 'always',
-  Add: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
-  Sub: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
+  // a residual sum (norm rule) and a constant summand (LRP-0) both hand back x * q
+  Add: 'always',
+  Sub: 'always',
   Clip: clipZero,
+  LayerNormalization: 'always',
+  Softmax: 'always',
 };
 for (const op of [
   'MaxPool',
@@ -69,6 +74,9 @@ for (const op of [
   'Slice',
   'Split',
   'Expand',
+  'Gather',
+  'GatherElements',
+  'Tile',
   'Relu',
   'LeakyRelu',
   'PRelu',
@@ -93,7 +101,16 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
   const h: Record<string, Handler> = {
     Conv: linearHandler,
     Gemm: linearHandler,
-    MatMul: linearHandler,
+    MatMul: (c, n, R) => {
+      if (c.isAct(n.inputs[1])) {
+        if (!c.isAct(n.inputs[0]))
+          throw new ModelError(`${c.g.source}: node '${n.name}' (MatMul): a constant left operand is not supported (only x @ W or a product of two activations)`);
+        return bilinearMatMulHandler(c, n, R, prod);
+      }
+      return linearHandler(c, n, R);
+    },
+    LayerNormalization: layerNormHandler,
+    Softmax: softmaxHandler,
     MaxPool: maxPoolHandler,
     GlobalMaxPool: globalMaxPoolHandler,
     AveragePool: averagePoolHandler,
@@ -230,6 +247,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     g.outputs.push({ name: l.posOutput, dtype: 'float32', shape: [] });
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
     if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
+    if (l.tokenOutput) g.outputs.push({ name: l.tokenOutput, dtype: 'float32', shape: [] });
   }
   pruneDead(g); // e.g. the norm rule's x_i * s when the next rule used its factors directly
   return { graph: g, inputName: input, layers: ctx.layers, numClasses: sel.numClasses };
