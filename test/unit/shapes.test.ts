@@ -370,6 +370,30 @@ describe('foldConstants', () => {
     sameOutputs(await runGraph(g, feeds), before);
   });
 
+  it('folds window-count and padding arithmetic (Mod, Sub, Max, Tile, Less, Not, Pad of constants)', async () => {
+    // pad H and W up to a multiple of 4, as window attention does: pad = (4 - H % 4) % 4
+    const b = new Builder([{ name: 'x', dtype: 'float32', shape: [1, 2, 5, 7] }]);
+    const s = b.one('Shape', ['x']);
+    const hw = b.one('Slice', [s, b.ints('s2', [2]), b.ints('s4', [4])]);
+    const four = b.ints('four', [4], []);
+    const pad = b.one('Mod', [b.one('Sub', [four, b.one('Mod', [hw, four])]), four]);
+    const kept = b.one('Max', [pad, b.ints('zero', [0], [])]);
+    const ok = b.one('Not', [b.one('Less', [kept, b.ints('zero2', [0], [])])]);
+    const used = b.one('Where', [ok, kept, b.ints('zeros2', [0, 0])]);
+    const zeros = b.one('Tile', [b.ints('z1', [0]), b.ints('reps', [4])]);
+    const pads = b.one('Concat', [b.one('Slice', [zeros, b.ints('a0', [0]), b.ints('a2', [2])]), b.ints('zz', [0, 0]), b.one('Slice', [zeros, b.ints('b0', [0]), b.ints('b2', [2])]), used], { axis: A.int(0) });
+    const padded = b.one('Pad', [b.floats('c', [1, 1, 1, 1]), b.ints('cp', [0, 0, 1, 1, 0, 0, 0, 0])]);
+    const y = b.one('Add', [b.one('Pad', ['x', pads]), b.one('ReduceSum', [padded], { keepdims: A.int(1) })]);
+    const g = b.graph([y]);
+    const feeds = { x: feed([1, 2, 5, 7]) };
+    const before = await runGraph(g, feeds);
+    foldConstants(g);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Pad', 'Add']);
+    assert.deepEqual(toNumbers(g.initializers.get(g.nodes[0].inputs[1])!), [0, 0, 0, 0, 0, 0, 3, 1]);
+    sameOutputs(await runGraph(g, feeds), before);
+    assert.deepEqual(before[0].dims, [1, 2, 8, 8]);
+  });
+
   it('folds Range, Equal and Where used for shape arithmetic', async () => {
     const b = new Builder([{ name: 'x', dtype: 'float32', shape: [2, 6] }]);
     const r = b.one('Range', [b.ints('r0', [0], []), b.ints('r1', [2], []), b.ints('r2', [1], [])]);

@@ -30,6 +30,18 @@ function soleConsumer(g: Graph, cons: Map<string, Node[]>, t: string): Node | nu
   return c.length === 1 ? c[0] : null;
 }
 
+/** A name no node, tensor or initializer of the graph uses yet: `want`, else `want_1`, ... */
+function freshName(g: Graph, want: string): string {
+  const taken = new Set<string>([...g.initializers.keys(), ...g.inputs.map((i) => i.name)]);
+  for (const n of g.nodes) {
+    taken.add(n.name);
+    for (const t of [...n.inputs, ...n.outputs]) taken.add(t);
+  }
+  let name = want;
+  for (let k = 1; taken.has(name); k++) name = `${want}_${k}`;
+  return name;
+}
+
 function other(n: Node, t: string): string {
   return n.inputs[0] === t ? n.inputs[1] : n.inputs[0];
 }
@@ -199,7 +211,6 @@ function normalisedConst(t: Tensor, dims: number[], axes: number[]): Tensor | nu
 
 /** Replace written-out LayerNorms by LayerNormalization nodes. */
 export function fuseLayerNorm(g: Graph, shapeOf: ShapeOf): void {
-  let prod = producers(g);
   let cons = consumers(g);
   for (const mean of [...g.nodes]) {
     if (mean.opType !== 'ReduceMean' || !g.nodes.includes(mean)) continue;
@@ -263,12 +274,14 @@ export function fuseLayerNorm(g: Graph, shapeOf: ShapeOf): void {
     const normShape = axes.map((a) => xd[a]);
     if (!gamma) gamma = f32(normShape, new Float32Array(numel(normShape)).fill(1));
     const trailing = axes.every((a, k) => a === xd.length - axes.length + k);
-    const name = last.name.replace(/\/[^/]*$/, '') || last.name;
-    const gName = `${name}/LayerNormalization.scale`;
+    // named after the scope of the written-out norm (.../ln_1/Add_1 -> .../ln_1/LayerNormalization)
+    const scope = last.name.replace(/\/[^/]*$/, '') || last.name;
+    const name = freshName(g, `${scope}/LayerNormalization`);
+    const gName = freshName(g, `${name}.scale`);
     g.initializers.set(gName, gamma);
     const ins = [x, gName];
     if (beta) {
-      const bName = `${name}/LayerNormalization.bias`;
+      const bName = freshName(g, `${name}.bias`);
       g.initializers.set(bName, beta);
       ins.push(bName);
     }
@@ -277,23 +290,22 @@ export function fuseLayerNorm(g: Graph, shapeOf: ShapeOf): void {
     const removed = new Set<Node>([mean, centre, sq, varMean, addEps, sqrt, norm, ...affine]);
     const idx = g.nodes.indexOf(last);
     let replacement: Node[];
-    if (trailing) replacement = [{ name: `${name}/LayerNormalization`, opType: 'LayerNormalization', inputs: ins, outputs: [out], attrs: lnAttrs }];
+    if (trailing) replacement = [{ name, opType: 'LayerNormalization', inputs: ins, outputs: [out], attrs: lnAttrs }];
     else {
       const keep = xd.map((_, i) => i).filter((i) => !axes.includes(i));
       const perm = [...keep, ...axes];
       const inv = new Array<number>(perm.length);
       perm.forEach((p, i) => (inv[p] = i));
-      const tIn = `${name}/LayerNormalization.in`;
-      const tOut = `${name}/LayerNormalization.out`;
+      const tIn = freshName(g, `${name}.in`);
+      const tOut = freshName(g, `${name}.out`);
       replacement = [
-        { name: `${name}/LayerNormalization/Transpose`, opType: 'Transpose', inputs: [x], outputs: [tIn], attrs: { perm: A.ints(perm) } },
-        { name: `${name}/LayerNormalization`, opType: 'LayerNormalization', inputs: [tIn, ...ins.slice(1)], outputs: [tOut], attrs: lnAttrs },
-        { name: `${name}/LayerNormalization/Transpose_1`, opType: 'Transpose', inputs: [tOut], outputs: [out], attrs: { perm: A.ints(inv) } },
+        { name: `${name}/Transpose`, opType: 'Transpose', inputs: [x], outputs: [tIn], attrs: { perm: A.ints(perm) } },
+        { name, opType: 'LayerNormalization', inputs: [tIn, ...ins.slice(1)], outputs: [tOut], attrs: lnAttrs },
+        { name: `${name}/Transpose_1`, opType: 'Transpose', inputs: [tOut], outputs: [out], attrs: { perm: A.ints(inv) } },
       ];
     }
     g.nodes.splice(idx, 1, ...replacement);
     g.nodes = g.nodes.filter((n) => !removed.has(n) || replacement.includes(n));
-    prod = producers(g);
     cons = consumers(g);
   }
 }
@@ -326,11 +338,11 @@ export function foldMatMulBias(g: Graph, shapeOf: ShapeOf): void {
     const bias = f32([N], Array.from({ length: N }, (_, k) => cv[cv.length === 1 ? 0 : k]));
     const base = mm.name;
     const names = {
-      shapeIn: `${base}/gemm_in_shape`,
-      shapeOut: `${base}/gemm_out_shape`,
-      bias: `${base}/gemm_bias`,
-      flat: `${base}/gemm_in`,
-      gemmOut: `${base}/gemm_out`,
+      shapeIn: freshName(g, `${base}/gemm_in_shape`),
+      shapeOut: freshName(g, `${base}/gemm_out_shape`),
+      bias: freshName(g, `${base}/gemm_bias`),
+      flat: freshName(g, `${base}/gemm_in`),
+      gemmOut: freshName(g, `${base}/gemm_out`),
     };
     g.initializers.set(names.shapeIn, i64([2], [-1, xd[xd.length - 1]]));
     g.initializers.set(names.shapeOut, i64([outDims.length], outDims));

@@ -19,6 +19,11 @@ export interface CompiledLayer {
   mapOutput?: string;
   /** Graph output with the relevance per input channel (feature, for dense layers), with maps. */
   channelOutput?: string;
+  /**
+   * Graph output with the relevance per token ([T], summed over the features) when the node's
+   * input is a token tensor [1, T, D] or [T, D] (transformers), with maps.
+   */
+  tokenOutput?: string;
 }
 
 export interface LrpProgram {
@@ -101,7 +106,15 @@ export function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): v
     if (d.length === 4) {
       layer.mapOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
       layer.channelOutput = b.op('ReduceSum', [total, b.ints([0, 2, 3])], { keepdims: A.int(0) });
-    } else if (d.length === 2) layer.channelOutput = b.reshape(total, [d[1]]);
+    } else if (d.length === 2 && d[0] === 1) layer.channelOutput = b.reshape(total, [d[1]]);
+    else if (d.length === 2) {
+      // a dense layer applied per token ([T, D], the batch folded in)
+      layer.tokenOutput = b.op('ReduceSum', [total, b.ints([1])], { keepdims: A.int(0) });
+      layer.channelOutput = b.op('ReduceSum', [total, b.ints([0])], { keepdims: A.int(0) });
+    } else if (d.length === 3 && d[0] === 1) {
+      layer.tokenOutput = b.op('ReduceSum', [total, b.ints([0, 2])], { keepdims: A.int(0) });
+      layer.channelOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
+    }
   }
   ctx.layers.push(layer);
 }

@@ -91,13 +91,48 @@ function signalOperand(ctx: Ctx, n: Node, prod: Map<string, Node>): number {
   );
 }
 
+const STAT_REDUCE = new Set(['ReduceMean', 'ReduceSum', 'ReduceL2', 'ReduceSumSquare']);
+const STAT_STEP = new Set([...STAT_REDUCE, 'Sqrt', 'Reciprocal', 'Pow', 'Abs', 'Expand', 'Unsqueeze', 'Reshape', 'Squeeze', 'Cast', 'Identity', ...AFFINE]);
+
+/**
+ * Is `t` a statistic of `of`: computed from `of` alone (and constants) through a reduction and
+ * element-wise steps, as the scale sqrt(mean(x^2) + eps) of an RMS norm?
+ */
+function statisticOf(ctx: Ctx, t: string, of: string, prod: Map<string, Node>): boolean {
+  let reduced = false;
+  const seen = new Set<string>();
+  const stack = [t];
+  while (stack.length) {
+    const cur = stack.pop() as string;
+    if (cur === of || seen.has(cur)) continue;
+    seen.add(cur);
+    const p = prod.get(cur);
+    if (!p || !STAT_STEP.has(p.opType)) return false;
+    // every path ends at `of`, so products and quotients along the way (x * x, a norm over its
+    // mean as in a global response norm) are statistics too
+    const acts = p.inputs.filter((i) => i && ctx.isAct(i));
+    if (STAT_REDUCE.has(p.opType)) reduced = true;
+    stack.push(...acts);
+  }
+  return reduced;
+}
+
 export function mulDivHandler(ctx: Ctx, n: Node, R: (string | null)[], prod: Map<string, Node>): (string | null)[] {
   if (!R[0]) return [];
   const acts = n.inputs.map((i) => ctx.isAct(i));
   const outD = dimsOf(ctx, n.outputs[0]);
   if (acts[0] && acts[1]) {
+    // a normalisation by a frozen statistic (RMS norm written out, spec section 7): the scale is a
+    // constant, and a product with a constant passes the relevance to the other operand
+    const [a, d] = n.inputs;
+    const frozen = statisticOf(ctx, d, a, prod) ? 1 : n.opType === 'Mul' && statisticOf(ctx, a, d, prod) ? 0 : -1;
+    if (frozen >= 0) {
+      const Rin = unbroadcast(ctx, R[0], outD, dimsOf(ctx, n.inputs[1 - frozen]));
+      recordLayer(ctx, n, 'frozen-scale', [Rin]);
+      return n.inputs.map((_, i) => (i === 1 - frozen ? Rin : null));
+    }
     if (n.opType === 'Div')
-      throw new ModelError(`${ctx.g.source}: node '${n.name}' (Div): division of two activations is not supported`);
+      throw new ModelError(`${ctx.g.source}: node '${n.name}' (Div): division of two activations is not supported (only by a statistic of the numerator, as in a norm)`);
     const signal = signalOperand(ctx, n, prod);
     const Rin = unbroadcast(ctx, R[0], outD, dimsOf(ctx, n.inputs[signal]));
     recordLayer(ctx, n, 'gate', [Rin]);

@@ -3,7 +3,7 @@
 // passes by its Jacobian (LRP-0) and beta absorbs its share like a bias:
 //   c = gamma / sigma * R / y,   R_x = x * (c - mean(c))   (means over the normalised axes).
 import { A, ModelError, Node, attrInt } from '../../graph/graph';
-import { Ctx, constOf, dimsOf, ratio, recordLayer } from './context';
+import { Ctx, dimsOf, ratio, recordLayer } from './context';
 
 /** The InvStdDev output of a LayerNormalization (added to the node when the model did not use it). */
 function invStdDev(ctx: Ctx, n: Node): string {
@@ -25,8 +25,7 @@ export function layerNormHandler(ctx: Ctx, n: Node, R: (string | null)[]): (stri
   if (!R[0]) return [];
   const { b } = ctx;
   if (ctx.isAct(n.inputs[1]) || (n.inputs[2] && ctx.isAct(n.inputs[2])))
-    throw new ModelError(`${ctx.g.source}: node '${n.name}' (LayerNormalization): scale and bias must be constants for LRP`);
-  constOf(ctx, n, 1, 'scale');
+    throw new ModelError(`${ctx.g.source}: node '${n.name}' (LayerNormalization): scale and bias must not depend on the input for LRP`);
   const x = n.inputs[0];
   const axes = layerNormAxes(ctx, n);
   const c = b.mul(b.mul(ratio(ctx, R[0], n.outputs[0]), n.inputs[1]), invStdDev(ctx, n));

@@ -59,7 +59,6 @@ export function sliceBack(ctx: Ctx, n: Node, R: (string | null)[]): (string | nu
   const inD = dimsOf(ctx, n.inputs[0]);
   const rank = inD.length;
   const starts = Array.from(asFloat32(constOf(ctx, n, 1, 'starts')));
-  const ends = Array.from(asFloat32(constOf(ctx, n, 2, 'ends')));
   const axes = n.inputs[3] ? Array.from(asFloat32(constOf(ctx, n, 3, 'axes'))) : starts.map((_, i) => i);
   const steps = n.inputs[4] ? Array.from(asFloat32(constOf(ctx, n, 4, 'steps'))) : starts.map(() => 1);
   let r = R[0];
