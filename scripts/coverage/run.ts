@@ -6,7 +6,8 @@
 //   node --import tsx scripts/coverage/run.ts [--dir .cache/torchvision] [--only a,b] [--readme]
 //
 // One model at a time, in this process (a model is loaded once for all six configurations).
-// Prints one markdown row per model as it goes; writes DIR/coverage.json; with --readme it replaces
+// Progress goes to stderr; the table (every model in DIR/coverage.json: this run's, and earlier
+// runs' for the models not run again) to stdout and DIR/coverage.json; with --readme it replaces
 // the table between the `coverage:start` and `coverage:end` markers of README.md.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -175,7 +176,10 @@ async function main(): Promise<void> {
     return (i < 0 ? 99 : i) * 100 - Number(/-op(\d+)/.exec(f)?.[1] ?? 0);
   };
   files.sort((a, b) => order(a) - order(b));
-  const results: ModelResult[] = [];
+  // results of earlier runs (another --only) are kept unless this run explains the same file again
+  const jsonPath = path.join(dir, 'coverage.json');
+  const earlier: ModelResult[] = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')) as { results: ModelResult[] }).results : [];
+  const results: ModelResult[] = earlier.filter((r) => !files.includes(r.file) && existsSync(path.join(dir, r.file)));
   for (const f of files) {
     const t0 = performance.now();
     const r = await runModel(dir, f);
@@ -183,11 +187,12 @@ async function main(): Promise<void> {
     process.stderr.write(`coverage: ${f} done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     if (global.gc) global.gc();
   }
+  results.sort((a, b) => order(a.file) - order(b.file));
   const table = tableOf(results);
   process.stdout.write(table + '\n');
   const errors = errorsOf(results);
   for (const e of errors) process.stdout.write(`- ${e}\n`);
-  writeFileSync(path.join(dir, 'coverage.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
+  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
   if (values.readme) {
     const readme = readFileSync('README.md', 'utf8');
     const start = '<!-- coverage:start -->';
