@@ -408,4 +408,21 @@ describe('foldConstants', () => {
     sameOutputs(await runGraph(g, { x: feed([2, 6]) }), before);
     assert.deepEqual(before[0].dims, [4, 3]);
   });
+
+  it('folds ScatterND on constants (a Swin attention mask built by slice assignments)', async () => {
+    // mask = zeros(4, 4); mask[1] = row; mask[-1, 2] = 7  (an index pair addresses one element)
+    const b = new Builder([{ name: 'x', dtype: 'float32', shape: [4, 4] }]);
+    const zeros = b.one('ConstantOfShape', [b.ints('hw', [4, 4])], { value: A.tensor(f32([1], [0])) });
+    const rows = b.one('ScatterND', [zeros, b.ints('rows', [1], [1, 1]), b.floats('row', [1, 4])]);
+    const mask = b.one('ScatterND', [rows, b.ints('cell', [-1, 2], [1, 2]), b.init('seven', f32([1], [7]))]);
+    const y = b.one('Add', ['x', mask]);
+    const g = b.graph([y]);
+    const before = await runGraph(g, { x: feed([4, 4]) });
+    foldConstants(g);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Add']);
+    const folded = toNumbers(g.initializers.get(g.nodes[0].inputs[1])!);
+    assert.equal(folded[3 * 4 + 2], 7);
+    assert.deepEqual(folded.slice(0, 4), [0, 0, 0, 0]);
+    sameOutputs(await runGraph(g, { x: feed([4, 4]) }), before);
+  });
 });
