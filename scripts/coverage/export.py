@@ -58,7 +58,7 @@ def build(family: str, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
-def calibrate_batchnorm(model: torch.nn.Module, side: int, seed: int, batches: int = 2, size: int = 8) -> None:
+def calibrate_batchnorm(model: torch.nn.Module, side: int, seed: int, batches: int = 1, size: int = 4) -> None:
     """Freshly initialised BatchNorm layers hold running mean 0 and variance 1, so in eval mode they
     normalise nothing: through a deep random network the activations vanish (efficientnet_b0's logits
     are 1e-14, googlenet's features 1e-30) or explode (inception_v3's logits 1e12), and there is
