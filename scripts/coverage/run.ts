@@ -6,10 +6,10 @@
 //   node --import tsx scripts/coverage/run.ts [--dir .cache/torchvision] [--only a,b] [--readme]
 //
 // One model at a time, in this process (a model is loaded once for all six configurations).
-// Progress goes to stderr; the table (every model in DIR/coverage.json: this run's, and earlier
-// runs' for the models not run again) to stdout and DIR/coverage.json; with --readme it replaces
-// the table between the `coverage:start` and `coverage:end` markers of README.md.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+// Progress goes to stderr; each model's result to DIR/results/<model>.json; the table of every
+// model with a result (this run's and earlier runs') to stdout and DIR/coverage.json; with
+// --readme it replaces the table between the `coverage:start` and `coverage:end` markers of README.md.
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Explainer } from '../../src/explain/explainer';
@@ -176,17 +176,24 @@ async function main(): Promise<void> {
     return (i < 0 ? 99 : i) * 100 - Number(/-op(\d+)/.exec(f)?.[1] ?? 0);
   };
   files.sort((a, b) => order(a) - order(b));
-  // results of earlier runs (another --only) are kept unless this run explains the same file again
-  const jsonPath = path.join(dir, 'coverage.json');
-  const earlier: ModelResult[] = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')) as { results: ModelResult[] }).results : [];
-  const results: ModelResult[] = earlier.filter((r) => !files.includes(r.file) && existsSync(path.join(dir, r.file)));
+  // each model's result is kept in DIR/results/<file>.json as soon as it is done, so runs of
+  // different models (--only) add up, and one that stops early keeps what it did
+  const resultsDir = path.join(dir, 'results');
+  mkdirSync(resultsDir, { recursive: true });
   for (const f of files) {
     const t0 = performance.now();
     const r = await runModel(dir, f);
-    results.push(r);
+    writeFileSync(path.join(resultsDir, `${f}.json`), JSON.stringify(r, null, 2));
     process.stderr.write(`coverage: ${f} done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-    if (global.gc) global.gc();
   }
+  const results: ModelResult[] = readdirSync(resultsDir)
+    .filter((f) => f.endsWith('.onnx.json') && existsSync(path.join(dir, f.slice(0, -'.json'.length))))
+    .map((f) => JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8')) as ModelResult);
+  // results written by an older run.ts (one coverage.json only) for models with no result file
+  const jsonPath = path.join(dir, 'coverage.json');
+  if (existsSync(jsonPath))
+    for (const r of (JSON.parse(readFileSync(jsonPath, 'utf8')) as { results: ModelResult[] }).results)
+      if (!results.some((x) => x.file === r.file) && existsSync(path.join(dir, r.file))) results.push(r);
   results.sort((a, b) => order(a.file) - order(b.file));
   const table = tableOf(results);
   process.stdout.write(table + '\n');
