@@ -378,6 +378,7 @@ function buildLayout(): void {
   canvas.addEventListener('mouseleave', () => {
     byId('hover').textContent = 'Hover the image to read the relevance.';
   });
+  opacity.toggleAttribute('disabled', state.view.mode !== 'overlay');
   updateLegend();
 }
 
@@ -398,6 +399,9 @@ function exportButton(kind: 'png' | 'npy' | 'json', label: string): HTMLElement 
 let viewTimer: ReturnType<typeof setTimeout> | undefined;
 function viewChanged(): void {
   persist();
+  // the opacity is the overlay's: the other views draw the map at full colour
+  const opacity = document.getElementById('opacity') as HTMLInputElement | null;
+  if (opacity) opacity.disabled = state.view.mode !== 'overlay';
   drawHeatmap();
   drawFlowThumbnails();
   drawLayerDetail();
