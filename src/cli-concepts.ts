@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { inputBoundsFor, loadImageTensor } from './engine/io/image';
-import { BatchProgress, listImages } from './explain/batch';
+import { BatchProgress } from './explain/batch';
 import {
   ATLAS_CACHE_FILE,
   Box,
@@ -26,7 +26,7 @@ import { heatmapFile, relevanceMap, type BlendOptions } from './engine/io/heatma
 import { writeNpy } from './engine/io/npy';
 import { Explainer } from './explain/explainer';
 import { channelMask, conditionLayer, conditionalRelevance, topChannels } from './explain/concepts';
-import { UsageError, Values, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, rulesFrom } from './cli-args';
+import { UsageError, Values, folderImages, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, rulesFrom } from './cli-args';
 
 export interface ConditionArg {
   layer: string;
@@ -205,14 +205,7 @@ export async function conceptsCommand(args: string[]): Promise<void> {
   const perChannel = intArg('per-channel', values['per-channel'] as string | undefined, 1) ?? 4;
   const wanted = values.channels === undefined ? undefined : (values.channels as string).split(',').map((s) => Number(s.trim()));
   if (wanted?.some((c) => !Number.isInteger(c) || c < 0)) throw new UsageError(`--channels: expected 0-based channel indices, got '${values.channels}'`);
-  let files: string[];
-  try {
-    files = listImages(dir);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (!files.length) throw new UsageError(`${dir}: no images (png, jpg, jpeg, webp, gif, tif, tiff, bmp)`);
-  if (path.resolve(outDir) === path.resolve(dir)) throw new UsageError('--out: use another folder than --images');
+  const files = folderImages(dir, outDir);
   const rawRules = rulesFrom(values);
   parseRulesConfig(rawRules, (values.rules as string | undefined) ?? 'rules');
   mkdirSync(outDir, { recursive: true });

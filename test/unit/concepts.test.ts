@@ -159,3 +159,28 @@ for (const model of MODELS) {
     }
   });
 }
+
+describe('conditional maps on a vision transformer (token features as channels)', () => {
+  const dir = path.join(REFERENCE_DIR, '..', 'lrp-reference-modern', 'shapes-vit');
+  let e: Explainer;
+  before(async () => (e = await Explainer.load(path.join(dir, 'model.onnx'), { backend: 'onnxruntime' })));
+  after(() => e?.dispose());
+  for (const layer of ['/encoder/layers/encoder_layer_1/Add_1', '/encoder/layers/encoder_layer_2/mlp/mlp.3/MatMul']) {
+    it(`${layer}: the feature maps add up to the all-feature map, which equals the explanation where every path passes`, async () => {
+      const x = readNpyFile(path.join(dir, 'inputs', 'sample0.npy'));
+      const rules = parseRulesConfig({ composite: 'epsilon', epsilon: 1e-6, attention: 'cp' });
+      const info = conditionLayer(e, layer);
+      assert.equal(info.channels, 64);
+      const C = info.channels;
+      const masks = [channelMask(C, Array.from({ length: C }, (_, i) => i)), ...Array.from({ length: C }, (_, i) => channelMask(C, [i]))];
+      const res = await conditionalRelevance(e, x, { rules, layer, masks, maxBatch: 16 });
+      const all = res.maps[0].relevance.data as Float32Array;
+      const sum = new Float32Array(all.length);
+      for (let k = 1; k < res.maps.length; k++) (res.maps[k].relevance.data as Float32Array).forEach((v, i) => (sum[i] += v));
+      assert.ok(relL2(sum, all) <= 1e-5, `relL2 ${relL2(sum, all)}`);
+      const full = await e.explain(x, { rules });
+      if (dominates(e.graph, info.name)) assert.ok(relL2(all, full.relevance.data as Float32Array) <= 1e-5);
+      else assert.ok(relL2(all, full.relevance.data as Float32Array) > 1e-3, 'a layer beside the residual stream leaves part of the relevance out');
+    });
+  }
+});

@@ -40,23 +40,29 @@ export function channelCount(dims: number[]): number {
 }
 
 /**
- * Mask the relevance `r` at the output (shape `dims`, batch K) of the conditioned node: adds the
- * mask input and the two condition outputs to the graph, returns the masked relevance.
+ * Mask the relevance `r` at the output (shape `dims`) of the conditioned node in a program of batch
+ * `batch`: adds the mask input and the two condition outputs to the graph, returns the masked
+ * relevance. The output's axis 0 is the batch, except in a batch-1 program whose exporter folded
+ * the batch away (a per-token dense layer on [tokens, features]); that output takes the one mask.
  */
-export function applyCondition(b: GraphBuilder, r: string, dims: number[]): string {
+export function applyCondition(b: GraphBuilder, r: string, dims: number[], batch: number): string {
   const axis = channelAxis(dims);
-  const K = dims[0];
   const C = dims[axis];
-  b.g.inputs.push({ name: LRP_MASK, dtype: 'float32', shape: [K, C] });
-  const maskShape = dims.map((d, i) => (i === 0 ? K : i === axis ? C : 1));
+  const batched = dims[0] === batch && axis !== 0;
+  if (!batched && batch !== 1)
+    throw new ModelError(`the conditioned layer's output [${dims.join(', ')}] does not keep the batch of ${batch} on its first axis`);
+  b.g.inputs.push({ name: LRP_MASK, dtype: 'float32', shape: [batch, C] });
+  const maskShape = dims.map((_, i) => (i === axis ? C : batched && i === 0 ? batch : 1));
   const masked = b.mul(r, b.reshape(LRP_MASK, maskShape));
-  const others = dims.map((_, i) => i).filter((i) => i !== 0 && i !== axis);
-  const perChannel = others.length ? b.op('ReduceSum', [r, b.ints(others)], { keepdims: A.int(0) }) : r;
-  const rest = dims.map((_, i) => i).filter((i) => i !== 0);
-  const perMask = b.op('ReduceSum', [masked, b.ints(rest)], { keepdims: A.int(0) });
+  const all = dims.map((_, i) => i);
+  const kept = batched ? [0, axis] : [axis];
+  // (ReduceSum over an empty axes list would sum everything: no reduction there)
+  const sumOver = (t: string, axes: number[]) => (axes.length ? b.op('ReduceSum', [t, b.ints(axes)], { keepdims: A.int(1) }) : t);
+  const perChannel = b.reshape(sumOver(r, all.filter((i) => !kept.includes(i))), [batch, C]);
+  const perMask = b.reshape(sumOver(masked, all.filter((i) => !(batched && i === 0))), [batch]);
   for (const [src, name, shape] of [
-    [perChannel, LRP_CHANNEL_RELEVANCE, [K, C]],
-    [perMask, LRP_CONDITION_RELEVANCE, [K]],
+    [perChannel, LRP_CHANNEL_RELEVANCE, [batch, C]],
+    [perMask, LRP_CONDITION_RELEVANCE, [batch]],
   ] as const) {
     b.g.nodes.push({ name: `${name}_node`, opType: 'Identity', inputs: [src], outputs: [name], attrs: {} });
     b.g.outputs.push({ name, dtype: 'float32', shape: [...shape] });

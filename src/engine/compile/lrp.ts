@@ -219,7 +219,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
       zr === 'always' || (zr === 'ifOut' && n.outputs.every((o, i) => R[i] === null || ctx.zeroWhereZero(o)));
     if (opts.condition && isConditionNode(n, opts.condition)) {
       if (!R[0]) throw new ModelError(`${g.source}: layer '${opts.condition.layer}' receives no relevance for the target`);
-      R[0] = applyCondition(b, R[0], dimsOf(ctx, n.outputs[0]));
+      R[0] = applyCondition(b, R[0], dimsOf(ctx, n.outputs[0]), dimsOf(ctx, input)[0]);
       for (let i = 1; i < R.length; i++) R[i] = null;
       conditioned = true;
       // below L only what flows through L: drop the relevance waiting on every other tensor
