@@ -5,17 +5,19 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { setupDemo } from './demo-setup.mjs';
+import { setupDemo, setupMobileNet } from './demo-setup.mjs';
 
 const COMPOSITE = 'epsilon-plus-flat';
 const IMAGES = 'demo/images';
 const OUT = 'demo/out';
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.bmp']);
 // Which photos each model explains: the shapes model every image (it only knows four shapes, so on
-// photos it explains whichever shape it believes it sees); the emotion model the portraits.
+// photos it explains whichever shape it believes it sees); the emotion model the portraits;
+// MobileNetV2 (nsfwjs's content classifier: drawing, hentai, neutral, porn, sexy) the photos.
 const MODELS = [
   { name: 'shapes-resnet', images: () => true },
   { name: 'emotion', images: (f) => /^(astronaut|grace_hopper)/.test(f) },
+  { name: 'mobilenet-v2', images: (f) => !/^shape-/.test(f) && !/-face\./.test(f) },
 ];
 
 function fail(msg) {
@@ -26,6 +28,7 @@ function fail(msg) {
 if (!existsSync('dist/cli.js')) fail('dist/cli.js is missing; run `npm run build` first (npm run demo:cli does)');
 try {
   setupDemo();
+  setupMobileNet();
 } catch (err) {
   fail(err.message);
 }

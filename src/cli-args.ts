@@ -9,6 +9,8 @@ import type { Explainer, LoadOptions } from './explain/explainer';
 import type { Tensor } from './engine/graph/graph';
 import { readNpy } from './engine/io/npy';
 import { PreprocessOptions, Preset } from './engine/io/image';
+import { COLORMAPS, DEFAULT_PERCENTILE, HEATMAP_VIEWS, mapScale, type BlendOptions, type ColormapName, type HeatmapView, type RelevanceMap } from './engine/io/heatmap';
+import { MAX_GAMMA, MIN_GAMMA, MIN_PERCENTILE, MAX_PERCENTILE } from './engine/io/render';
 
 /** A command-line mistake (exit code 2). */
 export class UsageError extends Error {}
@@ -133,4 +135,37 @@ export function loadOptionsFrom(values: Values, input?: Tensor): LoadOptions {
     ...(input ? { inputDims: input.dims } : {}),
     ...(size ? { inputSize: { width: size[0], height: size[1] } } : {}),
   };
+}
+
+/** The flags that shape a heatmap picture (explain, single and folder). */
+export const HEATMAP_OPTIONS = {
+  'heatmap-mode': { type: 'string' },
+  'heatmap-percentile': { type: 'string' },
+  'heatmap-gamma': { type: 'string' },
+  colormap: { type: 'string' },
+} as const;
+
+export const HEATMAP_USAGE = `[--heatmap-mode overlay|alone|side] [--heatmap-percentile P] [--heatmap-gamma G]
+      [--colormap bwr|coldnhot|seismic|hot|gray]`;
+
+/** --heatmap-mode, --heatmap-percentile, --heatmap-gamma and --colormap, checked. */
+export function heatmapArgs(values: Values): BlendOptions & { view: HeatmapView; percentile: number } {
+  const view = (values['heatmap-mode'] ?? 'overlay') as HeatmapView;
+  if (!HEATMAP_VIEWS.includes(view))
+    throw new UsageError(`--heatmap-mode: unknown '${values['heatmap-mode']}' (${HEATMAP_VIEWS.join(', ')})`);
+  const percentile = numberArg('heatmap-percentile', values['heatmap-percentile'] as string | undefined) ?? DEFAULT_PERCENTILE;
+  if (percentile < MIN_PERCENTILE || percentile > MAX_PERCENTILE)
+    throw new UsageError(`--heatmap-percentile: expected a percentile from ${MIN_PERCENTILE} to ${MAX_PERCENTILE} (100 = the maximum |R|), got '${values['heatmap-percentile']}'`);
+  const gamma = numberArg('heatmap-gamma', values['heatmap-gamma'] as string | undefined) ?? 1;
+  if (gamma < MIN_GAMMA || gamma > MAX_GAMMA)
+    throw new UsageError(`--heatmap-gamma: expected a number from ${MIN_GAMMA} to ${MAX_GAMMA}, got '${values['heatmap-gamma']}'`);
+  const colormap = (values.colormap ?? 'bwr') as ColormapName;
+  if (!COLORMAPS.includes(colormap)) throw new UsageError(`--colormap: unknown '${values.colormap}' (${COLORMAPS.join(', ')})`);
+  return { view, percentile, gamma, colormap };
+}
+
+/** How a written heatmap was scaled, for --out-json. */
+export function heatmapSummary(map: RelevanceMap, o: { view: HeatmapView; percentile: number; gamma?: number; colormap?: ColormapName }): Record<string, unknown> {
+  const s = mapScale(map.data, o.percentile);
+  return { view: o.view, colormap: o.colormap ?? 'bwr', percentile: s.percentile, scale: s.value, maxAbs: s.max, clipped: s.clipped, gamma: o.gamma ?? 1 };
 }

@@ -22,7 +22,7 @@ import {
   writeAtlasCache,
 } from './explain/concept-atlas';
 import { Tensor } from './engine/graph/graph';
-import { blendHeatmap, heatmapPng, relevanceMap } from './engine/io/heatmap';
+import { heatmapFile, relevanceMap, type BlendOptions } from './engine/io/heatmap';
 import { writeNpy } from './engine/io/npy';
 import { Explainer } from './explain/explainer';
 import { channelMask, conditionLayer, conditionalRelevance, topChannels } from './explain/concepts';
@@ -89,7 +89,15 @@ export async function explainCondition(
   ex: Explainer,
   x: Tensor,
   arg: ConditionArg,
-  o: { rules: RulesConfig; target?: number; outRelevance?: string; outHeatmap?: string; original?: { rgb: Uint8Array; width: number; height: number } },
+  o: {
+    rules: RulesConfig;
+    target?: number;
+    outRelevance?: string;
+    outHeatmap?: string;
+    /** How the heatmaps are drawn (--heatmap-mode, --heatmap-percentile, ...). */
+    picture?: BlendOptions;
+    original?: { rgb: Uint8Array; width: number; height: number };
+  },
 ): Promise<ConditionSummary> {
   let info;
   try {
@@ -128,7 +136,7 @@ export async function explainCondition(
     if (o.outHeatmap) {
       entry.heatmapFile = perChannel ? channelFile(o.outHeatmap, sets[k][0]) : o.outHeatmap;
       const map = relevanceMap(m.relevance, ex.input.layout);
-      writeFileSync(entry.heatmapFile, o.original ? await blendHeatmap(o.original, map, { colormap: 'bwr' }) : await heatmapPng(map, { colormap: 'bwr' }));
+      writeFileSync(entry.heatmapFile, await heatmapFile(o.original, map, o.picture));
     }
     maps.push(entry);
   }

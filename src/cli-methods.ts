@@ -6,13 +6,13 @@ import { RulesConfig, parseRulesConfig } from './engine/config';
 import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './explain/evaluate';
 import { Explainer } from './explain/explainer';
 import { ModelError, Tensor } from './engine/graph/graph';
-import { blendHeatmap, heatmapPng } from './engine/io/heatmap';
+import { heatmapFile, type BlendOptions } from './engine/io/heatmap';
 import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
 import { labelFor } from './engine/io/labels';
 import { Method, parseMethod } from './explain/methods';
 import { writeNpy } from './engine/io/npy';
 import { topPredictions } from './explain/summary';
-import { UsageError, backendArg, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, readInputNpy, rulesFrom } from './cli-args';
+import { UsageError, backendArg, heatmapSummary, intArg, numberArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, readInputNpy, rulesFrom } from './cli-args';
 
 export { UsageError };
 
@@ -20,7 +20,7 @@ export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE
       NAME: lrp (default, with --composite/--rules), an LRP composite name, gradient,
       gradient-input, gradcam, cam or random
   lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
-      [--steps K] [--patch P] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
+      [--steps K] [--patch P] [--area F] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
       [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [--size WxH] [--preset ...]
       [--mean a,b,c] [--std a,b,c] [--bgr]
       [--out-json S.json] [--backend ...]`;
@@ -48,6 +48,7 @@ export async function explainWithMethod(
     what: string;
     outRelevance?: string;
     outHeatmap?: string;
+    picture?: BlendOptions & { view: 'overlay' | 'alone' | 'side'; percentile: number };
     outJson?: string;
     loadMs?: number;
     forwardMs?: number;
@@ -55,10 +56,7 @@ export async function explainWithMethod(
 ): Promise<void> {
   const a = await ex.attribute(x, { method: o.method, target: o.target, layer: o.layer });
   if (o.outRelevance) writeFileSync(o.outRelevance, writeNpy(a.relevance));
-  if (o.outHeatmap) {
-    const png = o.original ? await blendHeatmap(o.original, a.map, { colormap: 'bwr' }) : await heatmapPng(a.map, { colormap: 'bwr' });
-    writeFileSync(o.outHeatmap, png);
-  }
+  if (o.outHeatmap) writeFileSync(o.outHeatmap, await heatmapFile(o.original, a.map, o.picture));
   let sum = 0;
   for (const v of a.map.data) sum += v;
   if (o.outJson) {
@@ -72,6 +70,7 @@ export async function explainWithMethod(
       logit: a.logit,
       top5: topPredictions(a.logits, o.labels),
       relevanceSum: sum,
+      ...(o.outHeatmap && o.picture ? { heatmap: heatmapSummary(a.map, o.picture) } : {}),
       timings: { loadMs: o.loadMs, forwardMs: o.forwardMs, methodMs: a.timings.ms },
     };
     writeFileSync(o.outJson, JSON.stringify(summary, null, 2) + '\n');
@@ -90,6 +89,7 @@ const EVALUATE_OPTIONS = {
   methods: { type: 'string' },
   steps: { type: 'string' },
   patch: { type: 'string' },
+  area: { type: 'string' },
   perturbation: { type: 'string' },
   mask: { type: 'string' },
   layer: { type: 'string' },
@@ -127,6 +127,9 @@ export async function evaluateCommand(args: string[]): Promise<void> {
   const steps = intArg('steps', values.steps, 1);
   const patch = intArg('patch', values.patch, 1);
   const seeds = intArg('random-seeds', values['random-seeds'], 1);
+  const area = numberArg('area', values.area);
+  if (area !== undefined && !(area > 0 && area <= 1))
+    throw new UsageError(`--area: expected the share of the image to perturb, above 0 and at most 1 (e.g. 0.25), got '${values.area}'`);
   const perturbation = (values.perturbation ?? 'patch-mean') as Perturbation;
   if (!PERTURBATIONS.includes(perturbation))
     throw new UsageError(`--perturbation: unknown '${values.perturbation}' (${PERTURBATIONS.join(', ')})`);
@@ -155,6 +158,7 @@ export async function evaluateCommand(args: string[]): Promise<void> {
       target,
       steps,
       patch,
+      area,
       mask,
       layer: values.layer,
       randomSeeds: seeds,
@@ -163,7 +167,8 @@ export async function evaluateCommand(args: string[]): Promise<void> {
     const out = { model: values.model, input: values.image ?? values.input, ...r };
     if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(out, null, 2) + '\n');
     process.stdout.write(
-      `${values.image ?? values.input}: target ${r.target}, ${r.steps} steps of ${r.patch}x${r.patch} patches (${r.perturbation})\n`,
+      `${values.image ?? values.input}: target ${r.target}, ${r.patches} of ${r.patchCount} ${r.patch}x${r.patch} patches replaced (${r.perturbation}) ` +
+        `over ${r.steps} steps: ${(r.share * 100).toFixed(1)}% of the image perturbed by the last step\n`,
     );
     const w = Math.max(6, ...r.methods.map((m) => m.name.length));
     process.stdout.write(`  ${'method'.padEnd(w)}  ${'AOPC'.padStart(8)}${mask ? '  localisation' : ''}\n`);

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './explain/explainer';
 import { Tensor } from './engine/graph/graph';
-import { blendHeatmap, heatmapPng, relevanceMap } from './engine/io/heatmap';
+import { blendHeatmap, describeScale, heatmapFile, mapScale, relevanceMap } from './engine/io/heatmap';
 import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
 import { labelFor, parseLabels } from './engine/io/labels';
 import { writeNpy } from './engine/io/npy';
@@ -16,8 +16,12 @@ import { channelMask, conditionLayer, conditionalRelevance } from './explain/con
 import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
+  HEATMAP_OPTIONS,
+  HEATMAP_USAGE,
   UsageError,
   folderImages,
+  heatmapArgs,
+  heatmapSummary,
   loadOptionsFrom,
   readInputNpy,
   joinNegativeNumbers,
@@ -36,7 +40,8 @@ const USAGE = `usage:
       [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
       (--condition: the relevance through those channels of LAYER, a node name; with topK one
       map per channel, files named -c<channel>; shares in --out-json)
-  lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
+      ${HEATMAP_USAGE}
+  lrp-lens explain --model M --images DIR --out DIR [the rule, preprocessing and heatmap flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
       [--condition LAYER] (also times conditional maps of that layer)
@@ -71,9 +76,10 @@ const EXPLAIN_OPTIONS = {
   layer: { type: 'string' },
   stability: { type: 'boolean' },
   condition: { type: 'string' },
+  ...HEATMAP_OPTIONS,
 } as const;
 
-const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
+const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std', '--heatmap-percentile', '--heatmap-gamma']);
 
 function parseOptions(args: string[]) {
   return parseArgs({ args: joinNegativeNumbers(args, NUMERIC_FLAGS), options: EXPLAIN_OPTIONS, strict: true, allowPositionals: false });
@@ -92,6 +98,9 @@ async function explainCommand(args: string[]): Promise<void> {
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
   const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const picture = heatmapArgs(values);
+  if (values.input && values['heatmap-mode'] !== undefined && picture.view !== 'alone')
+    throw new UsageError(`--heatmap-mode ${picture.view} draws over the photo: it needs --image (with --input the heatmap is drawn alone)`);
 
   const npyInput = values.input ? readInputNpy(values.input) : undefined;
   const t0 = performance.now();
@@ -136,6 +145,7 @@ async function explainCommand(args: string[]): Promise<void> {
         what: (values.image ?? values.input) as string,
         outRelevance: values['out-relevance'],
         outHeatmap: values['out-heatmap'],
+        picture,
         outJson: values['out-json'],
         loadMs,
         forwardMs,
@@ -148,6 +158,7 @@ async function explainCommand(args: string[]): Promise<void> {
         target: e.target,
         outRelevance: values['out-relevance'],
         outHeatmap: values['out-heatmap'],
+        picture,
         original,
       });
       const summary = { ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs } }), condition: cond };
@@ -161,11 +172,8 @@ async function explainCommand(args: string[]): Promise<void> {
     }
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
-    if (values['out-heatmap']) {
-      const map = relevanceMap(e.relevance, e.layout);
-      const png = original ? await blendHeatmap(original, map, { colormap: 'bwr' }) : await heatmapPng(map, { colormap: 'bwr' });
-      writeFileSync(values['out-heatmap'], png);
-    }
+    const map = relevanceMap(e.relevance, e.layout);
+    if (values['out-heatmap']) writeFileSync(values['out-heatmap'], await heatmapFile(original, map, picture));
     const summary = explanationSummary({
       model: values.model,
       backend: ex.backendDetail,
@@ -174,6 +182,7 @@ async function explainCommand(args: string[]): Promise<void> {
       explanation: e,
       timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
     });
+    if (values['out-heatmap']) summary.heatmap = heatmapSummary(map, picture);
     let stabilityNote = '';
     if (values.stability) {
       const { ulpRelL2, draws, unstable } = await ex.stability(x, e, { rules });
@@ -191,6 +200,8 @@ async function explainCommand(args: string[]): Promise<void> {
       `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), logit ${e.logit.toFixed(4)}, ` +
         `relevance sum ${e.relevanceSum.toFixed(4)}${stabilityNote}, ${rules.composite}, ${e.timings.lrpMs.toFixed(1)} ms\n`,
     );
+    if (values['out-heatmap'])
+      process.stdout.write(`heatmap ${values['out-heatmap']} (${original ? picture.view : 'alone'}): ${describeScale(mapScale(map.data, picture.percentile), picture.gamma)}\n`);
   } finally {
     await ex.dispose();
   }
@@ -217,6 +228,7 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
   const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const picture = heatmapArgs(values);
   mkdirSync(outDir, { recursive: true });
 
   const t0 = performance.now();
@@ -242,7 +254,7 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
       try {
         const { tensor, original } = await loadImageTensor(joinPath(dir, file), pre);
         const e = await ex.explain(tensor, { target, rules, layers: false });
-        const png = await blendHeatmap(original, relevanceMap(e.relevance, e.layout), { colormap: 'bwr' });
+        const png = await blendHeatmap(original, relevanceMap(e.relevance, e.layout), picture);
         writeFileSync(joinPath(outDir, names[i]), png);
         const [top] = topPredictions(e.logits, labels, 1);
         row = { file, label: top.label, score: top.score, target: e.target, relevanceSum: e.relevanceSum, timeMs: performance.now() - t, heatmap: names[i] };

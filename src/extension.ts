@@ -12,7 +12,7 @@ import { Runner } from './host/runner';
 import { IMAGE_EXTENSIONS, isImagePath, SECTION } from './host/settings';
 
 /** The settings that change an explanation (all but `lrpLens.compare`). */
-const OTHER_KEYS = ['modelPath', 'labelsPath', 'preprocessing', 'rules', 'backend', 'colormap'];
+const OTHER_KEYS = ['modelPath', 'labelsPath', 'preprocessing', 'rules', 'backend', 'colormap', 'heatmap'];
 
 let runner: Runner | undefined;
 

@@ -5,6 +5,10 @@
 // accept whatever the transport hands over (ArrayBuffer, typed array, or a plain array).
 
 import { COMPOSITE_NAMES, DEFAULT_COMPARE_METHODS } from './engine/config';
+import { DEFAULT_GAMMA, DEFAULT_OPACITY, DEFAULT_PERCENTILE, HEATMAP_VIEWS, MAX_GAMMA, MAX_PERCENTILE, MIN_GAMMA, MIN_PERCENTILE, type HeatmapView } from './engine/io/render';
+
+/** Over the photo, the map alone, side by side (the engine's list, shared with the CLI). */
+export { HEATMAP_VIEWS, type HeatmapView };
 
 export const PROTOCOL_VERSION = 1;
 
@@ -96,6 +100,29 @@ export interface ViewOptions {
   colormap: ColormapName;
   opacity: number;
   sign: SignMode;
+  /** overlay (over the photo), alone (the map on its own background), side (photo | map). */
+  mode: HeatmapView;
+  /** Percentile of |R| drawn at full strength (50..100; 100 = the maximum). */
+  percentile: number;
+  /** Contrast: strength = (|R| / scale) ^ gamma (0.1..10). */
+  gamma: number;
+}
+
+export const DEFAULT_VIEW: ViewOptions = {
+  colormap: 'bwr',
+  opacity: DEFAULT_OPACITY,
+  sign: 'both',
+  mode: 'overlay',
+  percentile: DEFAULT_PERCENTILE,
+  gamma: DEFAULT_GAMMA,
+};
+
+export function isPercentile(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= MIN_PERCENTILE && v <= MAX_PERCENTILE;
+}
+
+export function isHeatmapGamma(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= MIN_GAMMA && v <= MAX_GAMMA;
 }
 
 export interface ResultPayload {
@@ -177,6 +204,11 @@ export interface FaithfulnessPayload {
   targetLabel: string;
   steps: number;
   patch: number;
+  /** Patches replaced by the last step, of `patchCount`. */
+  patches: number;
+  patchCount: number;
+  /** Share of the image's pixels replaced by the last step. */
+  share: number;
   /** The methods finished so far, in request order. */
   methods: FaithfulnessScore[];
   /** How many methods are evaluated in all. */
@@ -249,11 +281,22 @@ function oneOf<T extends string>(list: readonly T[], v: unknown): v is T {
   return typeof v === 'string' && (list as readonly string[]).includes(v);
 }
 
+/** View options from the webview; mode, percentile and gamma default when missing, never when wrong. */
 export function parseViewOptions(v: unknown): ViewOptions | undefined {
   if (!isObj(v)) return undefined;
   if (!oneOf(COLORMAP_NAMES, v.colormap) || !oneOf(SIGN_MODES, v.sign)) return undefined;
   if (!isFiniteNum(v.opacity) || v.opacity < 0 || v.opacity > 1) return undefined;
-  return { colormap: v.colormap, sign: v.sign, opacity: v.opacity };
+  if (v.mode !== undefined && !oneOf(HEATMAP_VIEWS, v.mode)) return undefined;
+  if (v.percentile !== undefined && !isPercentile(v.percentile)) return undefined;
+  if (v.gamma !== undefined && !isHeatmapGamma(v.gamma)) return undefined;
+  return {
+    colormap: v.colormap,
+    sign: v.sign,
+    opacity: v.opacity,
+    mode: (v.mode as HeatmapView | undefined) ?? DEFAULT_VIEW.mode,
+    percentile: (v.percentile as number | undefined) ?? DEFAULT_VIEW.percentile,
+    gamma: (v.gamma as number | undefined) ?? DEFAULT_VIEW.gamma,
+  };
 }
 
 function parseRuleChoice(v: unknown): Partial<RuleChoice> | undefined {
@@ -366,6 +409,9 @@ export function parsePersistedState(raw: unknown): PersistedState | undefined {
     if (oneOf(SIGN_MODES, raw.view.sign)) view.sign = raw.view.sign;
     if (isFiniteNum(raw.view.opacity) && raw.view.opacity >= 0 && raw.view.opacity <= 1)
       view.opacity = raw.view.opacity;
+    if (oneOf(HEATMAP_VIEWS, raw.view.mode)) view.mode = raw.view.mode;
+    if (isPercentile(raw.view.percentile)) view.percentile = raw.view.percentile;
+    if (isHeatmapGamma(raw.view.gamma)) view.gamma = raw.view.gamma;
     state.view = view;
   }
   if (raw.rules !== undefined) {

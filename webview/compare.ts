@@ -10,7 +10,7 @@ import {
   type ViewOptions,
   type WebviewMessage,
 } from '../src/protocol';
-import { formatValue, maxAbs, renderMap, SIGNED_COLORMAPS, type FloatMap } from './colormap';
+import { formatPercentile, formatValue, mapScale, renderMap, SIGNED_COLORMAPS, type FloatMap } from './colormap';
 import { curvePaths, sharedScale } from './plot';
 import { h } from './dom';
 
@@ -41,7 +41,9 @@ export const METHOD_HELP: Record<string, string> = {
 
 interface CellState {
   map?: FloatMap;
+  /** |R| at the view's percentile (the cell's own scale) and the percentile it was taken at. */
   max?: number;
+  maxAt?: number;
   error?: string;
   logit?: number;
   ms?: number;
@@ -83,8 +85,8 @@ export class CompareView {
     const addBtn = h('vscode-button', { id: 'compare-add-button', secondary: '' }, 'Add');
     const norm = h('vscode-single-select', { id: 'compare-norm', 'aria-label': 'Normalisation' }) as HTMLElement & { value: string };
     norm.append(
-      h('vscode-option', { value: 'own' }, 'each map by its own max |R|'),
-      h('vscode-option', { value: 'shared' }, 'one shared max |R| for all'),
+      h('vscode-option', { value: 'own' }, 'each map by its own scale'),
+      h('vscode-option', { value: 'shared' }, 'one shared scale for all'),
     );
     norm.value = this.norm;
     const evalBtn = h('vscode-button', { id: 'evaluate' }, 'Evaluate faithfulness');
@@ -205,7 +207,7 @@ export class CompareView {
     if (cell.compareId !== this.compareId) return;
     const map = unpackMap(cell.map);
     this.pending.delete(cell.method);
-    this.cells.set(cell.method, { map, max: maxAbs(map.data), logit: cell.logit, ms: cell.ms, layer: cell.layer });
+    this.cells.set(cell.method, { map, logit: cell.logit, ms: cell.ms, layer: cell.layer });
     this.renderGrid();
   }
 
@@ -249,7 +251,7 @@ export class CompareView {
         foot = 'not available';
       } else if (c?.map) {
         body = h('canvas', { class: 'cell-map', width: String(c.map.width), height: String(c.map.height), 'aria-label': `${m} heatmap` });
-        foot = `max |R| ${formatValue(c.max ?? 0)} · ${(c.ms ?? 0).toFixed(0)} ms` + (c.layer ? ` · ${c.layer}` : '');
+        foot = `${(c.ms ?? 0).toFixed(0)} ms` + (c.layer ? ` · ${c.layer}` : '');
       } else {
         body = h('div', { class: 'cell-wait' }, h('vscode-progress-ring', { class: 'ring' }));
         foot = this.pending.has(m) ? 'computing…' : 'waiting for the explanation…';
@@ -281,8 +283,15 @@ export class CompareView {
   /** Draws every finished cell with the one colormap and normalisation, and states them. */
   private draw(): void {
     const view = this.host.view();
+    // each cell's own scale: |R| at the view's percentile (the main view's scaling)
+    for (const c of this.cells.values())
+      if (c.map && c.maxAt !== view.percentile) {
+        c.max = mapScale(c.map.data, view.percentile).value;
+        c.maxAt = view.percentile;
+      }
     const maxima = [...this.cells.values()].filter((c) => c.map).map((c) => c.max ?? 0);
     const shared = sharedScale(maxima);
+    const scaleName = view.percentile >= 100 ? 'max |R|' : `${formatPercentile(view.percentile)} percentile of |R|`;
     this.root.querySelectorAll<HTMLCanvasElement>('figure.cell canvas.cell-map').forEach((canvas) => {
       const m = (canvas.closest('figure') as HTMLElement).dataset.method as CompareMethod;
       const c = this.cells.get(m);
@@ -290,9 +299,13 @@ export class CompareView {
       const ctx = canvas.getContext('2d');
       if (!ctx) return;
       const img = ctx.createImageData(c.map.width, c.map.height);
-      img.data.set(renderMap(c.map, { colormap: view.colormap, sign: view.sign, scale: this.norm === 'shared' ? shared : c.max }));
+      img.data.set(renderMap(c.map, { colormap: view.colormap, sign: view.sign, gamma: view.gamma, scale: this.norm === 'shared' ? shared : c.max }));
       ctx.putImageData(img, 0, 0);
       canvas.dataset.drawn = 'true';
+      const foot = canvas.closest('figure')?.querySelector('.cell-foot');
+      if (foot && !foot.querySelector('.cell-scale')) foot.prepend(h('span', { class: 'cell-scale' }));
+      const scaleEl = foot?.querySelector('.cell-scale');
+      if (scaleEl) scaleEl.textContent = `${scaleName} ${formatValue(c.max ?? 0)} · `;
     });
     const note = this.byId('compare-note');
     if (!note) return;
@@ -302,10 +315,10 @@ export class CompareView {
     const showing = view.sign === 'both' ? 'positive and negative relevance' : `${view.sign} relevance only`;
     const scaling =
       this.norm === 'shared'
-        ? `all maps scaled by one shared maximum |R| = ${formatValue(shared)} (the largest over the cells; methods on different scales look faint)`
-        : 'each map scaled by its own maximum |R| (shown under each cell)';
+        ? `all maps at full colour from one shared |R| = ${formatValue(shared)} (the largest ${scaleName} over the cells; larger values clipped; methods on different scales look faint)`
+        : `each map at full colour from its own ${scaleName} (shown under each cell; larger values clipped)`;
     note.textContent =
-      `Colormap ${view.colormap} (${colours}), ${showing}; ${scaling}.` +
+      `Colormap ${view.colormap} (${colours}), ${showing}; ${scaling}${view.gamma !== 1 ? `, contrast γ ${formatValue(view.gamma)}` : ''}.` +
       (t ? ` All cells explain class ${t.index} “${t.label}”.` : '') +
       ' Click a cell to open it in the main view.';
   }
@@ -374,7 +387,7 @@ export class CompareView {
       axes.append(s('line', { class: 'grid', x1: box2.left, y1: tk.pos, x2: W - box2.right, y2: tk.pos }));
       axes.append(s('text', { x: box2.left - 6, y: tk.pos + 4, 'text-anchor': 'end' }, formatValue(tk.value)));
     }
-    axes.append(s('text', { x: box2.left + (W - box2.left - box2.right) / 2, y: H - 6, 'text-anchor': 'middle' }, `patches replaced (${r.patch}×${r.patch} px each, most relevant first)`));
+    axes.append(s('text', { x: box2.left + (W - box2.left - box2.right) / 2, y: H - 6, 'text-anchor': 'middle' }, `steps (${r.patches} of ${r.patchCount} patches of ${r.patch}×${r.patch} px by the last, ${sharePct(r.share)} of the image)`));
     axes.append(s('text', { x: 12, y: box2.top + (H - box2.top - box2.bottom) / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${box2.top + (H - box2.top - box2.bottom) / 2})` }, 'target logit'));
     svg.append(axes);
     const colourOf = (name: string): string => `series s${Math.max(0, this.methods.indexOf(name as CompareMethod)) % 8}${name === 'random' ? ' baseline' : ''}`;
@@ -402,7 +415,12 @@ export class CompareView {
     const note = this.byId('faith-note');
     if (note)
       note.textContent =
-        `Class ${r.target}${r.targetLabel ? ` “${r.targetLabel}”` : ''}: the input is cut into ${r.patch}×${r.patch} patches, replaced one by one (by their mean) in the order each method ranks them, for ${r.steps} steps. ` +
+        `Class ${r.target}${r.targetLabel ? ` “${r.targetLabel}”` : ''}: the input is cut into ${r.patchCount} patches of ${r.patch}×${r.patch} px, replaced (each by its mean) in the order each method ranks them, ` +
+        `${r.patches} of them over ${r.steps} steps: ${sharePct(r.share)} of the image perturbed by the last step. ` +
         'AOPC = mean drop of the target logit over the steps: higher = the map finds what the model relies on. random is the baseline (several seeds).';
   }
+}
+
+function sharePct(f: number): string {
+  return `${(f * 100).toFixed(f < 0.1 ? 1 : 0)}%`;
 }

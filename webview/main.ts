@@ -8,6 +8,8 @@ import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import {
   COLORMAP_NAMES,
   COMPOSITES,
+  DEFAULT_VIEW,
+  HEATMAP_VIEWS,
   MAIN_METHODS,
   type CompareMethod,
   type MainMethod,
@@ -17,6 +19,7 @@ import {
   unpackMap,
   type ColormapName,
   type ErrorAction,
+  type HeatmapView,
   type HostMessage,
   type LayerDetail,
   type PanelError,
@@ -27,7 +30,18 @@ import {
   type ViewOptions,
   type WebviewMessage,
 } from '../src/protocol';
-import { blendOverImage, formatValue, legendGradient, mapValueAt, maxAbs, renderMap, type FloatMap, type RgbImage } from './colormap';
+import {
+  composeHeatmap,
+  describeScale,
+  formatValue,
+  imageColumnAt,
+  legendGradient,
+  mapScale,
+  mapValueAt,
+  renderMap,
+  type FloatMap,
+  type RgbImage,
+} from './colormap';
 import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
 import { h, vscodeApi } from './dom';
@@ -80,7 +94,7 @@ const state: {
 } = {
   tab: 'explain',
   method: 'lrp',
-  view: { colormap: 'bwr', opacity: 0.6, sign: 'both' },
+  view: { ...DEFAULT_VIEW },
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
   layerMaps: [],
   busy: false,
@@ -141,6 +155,35 @@ function setTab(tab: PanelTab): void {
   compare.setVisible(tab === 'compare');
 }
 
+const VIEW_LABELS: Record<HeatmapView, string> = {
+  overlay: 'heatmap over the photo',
+  alone: 'heatmap alone',
+  side: 'photo and heatmap side by side',
+};
+
+const PERCENTILES = [90, 95, 99, 99.5, 99.9, 100];
+
+/** The scale choices: the usual percentiles, plus the current one when a setting chose another. */
+function percentileOptions(current: number): { value: string; label: string }[] {
+  const list = PERCENTILES.includes(current) ? PERCENTILES : [...PERCENTILES, current].sort((a, b) => a - b);
+  return list.map((p) => ({ value: String(p), label: p === 100 ? 'maximum |R|' : `${p}th percentile of |R|` }));
+}
+
+/** Puts the view's values into the controls (after a 'view' message from the host). */
+function syncViewControls(): void {
+  byId<SelectEl>('colormap').value = state.view.colormap;
+  byId<SelectEl>('heatmap-mode').value = state.view.mode;
+  byId<SelectEl>('sign').value = state.view.sign;
+  const pSel = byId<SelectEl>('percentile');
+  if (!PERCENTILES.includes(state.view.percentile)) {
+    pSel.replaceChildren(...percentileOptions(state.view.percentile).map((o) => h('vscode-option', { value: o.value }, o.label)));
+  }
+  pSel.value = String(state.view.percentile);
+  byId<HTMLInputElement>('opacity').value = String(state.view.opacity);
+  byId<HTMLInputElement>('contrast').value = String(state.view.gamma);
+  byId('contrast-value').textContent = `γ ${state.view.gamma}`;
+}
+
 const COMPOSITE_HELP: Record<string, string> = {
   epsilon: 'LRP-ε everywhere',
   'alpha1-beta0': 'α1β0 (z+) on every layer',
@@ -179,14 +222,27 @@ function buildLayout(): void {
   const opacity = h('input', { id: 'opacity', type: 'range', min: '0', max: '1', step: '0.05', value: String(state.view.opacity), 'aria-label': 'Heatmap opacity' });
   const colormapSel = select('colormap', COLORMAP_NAMES.map((c) => ({ value: c, label: c })), state.view.colormap);
   const signSel = select('sign', SIGN_MODES.map((s) => ({ value: s, label: s === 'both' ? 'positive and negative' : `${s} only` })), state.view.sign);
-  const legend = h('div', { id: 'legend', class: 'legend' }, h('span', { class: 'legend-bar', id: 'legend-bar' }), h('span', { id: 'legend-range', class: 'muted' }));
+  const legend = h(
+    'div',
+    { id: 'legend', class: 'legend' },
+    h('span', { class: 'legend-bar', id: 'legend-bar' }),
+    h('span', { id: 'legend-range', class: 'muted' }),
+    h('span', { id: 'legend-scale', class: 'muted small legend-scale' }),
+  );
+  const modeSel = select('heatmap-mode', HEATMAP_VIEWS.map((m) => ({ value: m, label: VIEW_LABELS[m] })), state.view.mode);
+  const percentileSel = select('percentile', percentileOptions(state.view.percentile), String(state.view.percentile));
+  const contrast = h('input', { id: 'contrast', type: 'range', min: '0.2', max: '2', step: '0.05', value: String(state.view.gamma), 'aria-label': 'Contrast (gamma)' }) as HTMLInputElement;
+  const gammaValue = h('span', { id: 'contrast-value', class: 'muted small' }, `γ ${state.view.gamma}`);
 
   const controls = h(
     'div',
     { class: 'controls' },
+    h('label', { class: 'field' }, h('span', {}, 'View'), modeSel),
     h('label', { class: 'field' }, h('span', {}, 'Opacity'), opacity),
     h('label', { class: 'field' }, h('span', {}, 'Colormap'), colormapSel),
     h('label', { class: 'field' }, h('span', {}, 'Show'), signSel),
+    h('label', { class: 'field' }, h('span', { title: 'The |R| drawn at full colour; larger values are clipped' }, 'Full colour at'), percentileSel),
+    h('label', { class: 'field' }, h('span', { title: 'strength = (|R| / scale) ^ γ: below 1 brings out moderate relevance' }, 'Contrast'), contrast, gammaValue),
   );
 
   const exportsRow = h(
@@ -279,6 +335,27 @@ function buildLayout(): void {
       viewChanged();
     }
   });
+  modeSel.addEventListener('change', () => {
+    if ((HEATMAP_VIEWS as readonly string[]).includes(modeSel.value)) {
+      state.view = { ...state.view, mode: modeSel.value as HeatmapView };
+      viewChanged();
+    }
+  });
+  percentileSel.addEventListener('change', () => {
+    const p = Number(percentileSel.value);
+    if (p >= 50 && p <= 100) {
+      state.view = { ...state.view, percentile: p };
+      viewChanged();
+    }
+  });
+  contrast.addEventListener('input', () => {
+    const g = Number(contrast.value);
+    if (g > 0) {
+      state.view = { ...state.view, gamma: g };
+      gammaValue.textContent = `γ ${g}`;
+      viewChanged();
+    }
+  });
   signSel.addEventListener('change', () => {
     if ((SIGN_MODES as readonly string[]).includes(signSel.value)) {
       state.view = { ...state.view, sign: signSel.value as SignMode };
@@ -301,6 +378,7 @@ function buildLayout(): void {
   canvas.addEventListener('mouseleave', () => {
     byId('hover').textContent = 'Hover the image to read the relevance.';
   });
+  opacity.toggleAttribute('disabled', state.view.mode !== 'overlay');
   updateLegend();
 }
 
@@ -321,6 +399,9 @@ function exportButton(kind: 'png' | 'npy' | 'json', label: string): HTMLElement 
 let viewTimer: ReturnType<typeof setTimeout> | undefined;
 function viewChanged(): void {
   persist();
+  // the opacity is the overlay's: the other views draw the map at full colour
+  const opacity = document.getElementById('opacity') as HTMLInputElement | null;
+  if (opacity) opacity.disabled = state.view.mode !== 'overlay';
   drawHeatmap();
   drawFlowThumbnails();
   drawLayerDetail();
@@ -386,11 +467,15 @@ function onHover(e: MouseEvent): void {
   const img = state.image;
   if (!rel || !img) return;
   const rect = canvas.getBoundingClientRect();
-  const px = ((e.clientX - rect.left) / rect.width) * canvas.width;
+  const cx = ((e.clientX - rect.left) / rect.width) * canvas.width;
   const py = ((e.clientY - rect.top) / rect.height) * canvas.height;
-  if (px < 0 || py < 0 || px >= canvas.width || py >= canvas.height) return;
-  const v = mapValueAt(rel, Math.floor(px), Math.floor(py), canvas.width, canvas.height);
-  const mx = Math.min(rel.width - 1, Math.floor((px / canvas.width) * rel.width));
+  if (cx < 0 || py < 0 || cx >= canvas.width || py >= canvas.height) return;
+  // the picture's own width: the photo's, or in the side view the photo's beside the map's
+  const W = Number(canvas.dataset.imageWidth) || canvas.width;
+  const px = imageColumnAt(state.view.mode, Math.floor(cx), W);
+  if (px < 0) return;
+  const v = mapValueAt(rel, px, Math.floor(py), W, canvas.height);
+  const mx = Math.min(rel.width - 1, Math.floor((px / W) * rel.width));
   const my = Math.min(rel.height - 1, Math.floor((py / canvas.height) * rel.height));
   const exact = rel.data[my * rel.width + mx];
   byId('hover').textContent = `input pixel (${mx}, ${my}): relevance ${formatValue(exact)}  ·  interpolated ${formatValue(v)}`;
@@ -413,10 +498,10 @@ function drawHeatmap(): void {
   if (!state.image) return;
   // Small images are enlarged (photo pixels kept sharp) so the heatmap is drawn at a useful resolution.
   const image = upscaleNearest(state.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(state.image.width, state.image.height))));
-  const rgba = state.relevance
-    ? blendOverImage(image, state.relevance, { ...state.view })
-    : blendOverImage(image, { width: 1, height: 1, data: [0] }, { ...state.view, opacity: 0 });
-  putPixels(canvas, image.width, image.height, rgba);
+  const pic = composeHeatmap(image, state.relevance ?? { width: 1, height: 1, data: [0] }, { ...state.view, view: state.relevance ? state.view.mode : 'overlay' });
+  putPixels(canvas, pic.width, pic.height, pic.rgba);
+  canvas.dataset.imageWidth = String(image.width);
+  canvas.dataset.mode = state.relevance ? state.view.mode : 'overlay';
   canvas.dataset.runId = String(state.result?.runId ?? '');
 }
 
@@ -447,18 +532,29 @@ function updateLegend(): void {
   const bar = document.getElementById('legend-bar');
   if (bar) bar.style.background = legendGradient(state.view.colormap);
   const range = document.getElementById('legend-range');
+  const scaleNote = document.getElementById('legend-scale');
   if (range && state.relevance) {
-    const m = maxAbs(state.relevance.data);
+    const sc = mapScale(state.relevance.data, state.view.percentile);
+    const m = sc.value;
     const signed = state.view.colormap === 'hot' || state.view.colormap === 'gray' ? `0 … ${formatValue(m)} (|R|)` : `${formatValue(-m)} … 0 … ${formatValue(m)}`;
     range.textContent = signed;
+    if (scaleNote) {
+      scaleNote.textContent = `Colour bar: ${describeScale(sc, state.view.gamma)}.`;
+      scaleNote.dataset.scale = String(m);
+    }
   }
+}
+
+/** How layer maps are drawn: the main view's colormap, sign, scale percentile and contrast. */
+function mapView(): { colormap: ColormapName; sign: SignMode; percentile: number; gamma: number } {
+  return { colormap: state.view.colormap, sign: state.view.sign, percentile: state.view.percentile, gamma: state.view.gamma };
 }
 
 function drawFlowThumbnails(): void {
   document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
     const i = Number(c.dataset.index);
     const map = state.layerMaps[i];
-    if (map) putPixels(c, map.width, map.height, renderMap(map, { colormap: state.view.colormap, sign: state.view.sign }));
+    if (map) putPixels(c, map.width, map.height, renderMap(map, mapView()));
   });
 }
 
@@ -601,13 +697,18 @@ function drawLayerDetail(detail?: LayerDetail): void {
         `rule ${l.rule} · output ${l.outputShape.join('×')} · sum ${formatValue(l.relevanceSum)} (+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)})` +
           (map ? ` · map ${map.width}×${map.height}` : ''),
       ),
+      h('p', { class: 'muted small detail-scale' }),
       canvas ?? h('p', { class: 'muted' }, 'No map for this layer.'),
       h('h3', {}, 'Top channels'),
       channels,
     );
     box.dataset.key = key;
   }
-  if (canvas && map) putPixels(canvas, map.width, map.height, renderMap(map, { colormap: state.view.colormap, sign: state.view.sign }));
+  if (canvas && map) {
+    putPixels(canvas, map.width, map.height, renderMap(map, mapView()));
+    const note = box.querySelector('.detail-scale');
+    if (note) note.textContent = `Colours: ${describeScale(mapScale(map.data, state.view.percentile), state.view.gamma)} (this layer's own map).`;
+  }
   box.hidden = false;
 }
 
@@ -645,7 +746,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         break;
       case 'view':
         state.view = msg.view;
-        byId<SelectEl>('colormap').value = msg.view.colormap;
+        syncViewControls();
         persist();
         viewChanged();
         break;

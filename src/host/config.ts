@@ -21,6 +21,9 @@ export function readSettings(scope?: vscode.Uri): Settings {
     rules: c.get('rules'),
     backend: c.get('backend'),
     colormap: c.get('colormap'),
+    heatmapView: c.get('heatmap.view'),
+    heatmapPercentile: c.get('heatmap.percentile'),
+    heatmapGamma: c.get('heatmap.gamma'),
   });
 }
 

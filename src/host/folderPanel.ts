@@ -231,14 +231,17 @@ export class FolderPanel implements vscode.Disposable {
               const [top] = topK(e.logits, 1);
               const f = Math.min(1, THUMB_MAX_SIDE / Math.max(original.width, original.height));
               const small = await image.resizeImage(original, Math.max(1, Math.round(original.width * f)), Math.max(1, Math.round(original.height * f)));
-              const rgb = heatmap.blendPixels(small, heatmap.relevanceMap(e.relevance, e.layout), { colormap: settings.colormap });
+              const map = heatmap.relevanceMap(e.relevance, e.layout);
+              const pic = { colormap: settings.colormap, view: settings.heatmap.view, percentile: settings.heatmap.percentile, gamma: settings.heatmap.gamma };
+              const rgb = heatmap.blendPixels(small, map, pic);
+              const thumbWidth = rgb.length / 3 / small.height; // wider than the photo in the side view
               const result: FolderItemResult = {
                 label: labelsMod.labelFor(labels, top),
                 score: probs[top],
                 target: e.target,
                 relevanceSum: e.relevanceSum,
                 timeMs: performance.now() - t,
-                thumb: { width: small.width, height: small.height, rgb: rgb.slice().buffer },
+                thumb: { width: thumbWidth, height: small.height, rgb: rgb.slice().buffer },
               };
               this.outcomes[index] = { kind: 'item', result };
               this.post({ type: 'item', runId, index, result });

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { webviewHtml } from './webviewHtml';
 import {
   COMPOSITES,
+  DEFAULT_VIEW,
   packMap,
   parseWebviewMessage,
   PROTOCOL_VERSION,
@@ -25,7 +26,7 @@ import { ACTION_TITLES, CancelledError, describeError, UntrustedError } from './
 import { logError, logLine, outputChannel } from './log';
 import type { ModelPicker } from './modelPicker';
 import { loadEngine, summaryJson, type PreparedInput, type Runner, type RunRequest, type RunOutput } from './runner';
-import { applyRuleChoice, ruleChoiceOf, type Settings } from './settings';
+import { applyRuleChoice, ruleChoiceOf, viewFromSettings, type Settings } from './settings';
 
 export const VIEW_TYPE = 'lrpLens.explain';
 
@@ -114,13 +115,13 @@ export class ExplainPanel implements vscode.Disposable {
     view?: Partial<ViewOptions>,
   ) {
     ExplainPanel.panels.set(imageUri.fsPath, this);
-    let colormap: ViewOptions['colormap'] = 'bwr';
+    let fromSettings: Partial<ViewOptions> = {};
     try {
-      colormap = readSettings(imageUri).colormap;
+      fromSettings = viewFromSettings(readSettings(imageUri));
     } catch {
       // reported when the run reads the settings
     }
-    this.view = { colormap, opacity: 0.6, sign: 'both', ...view };
+    this.view = { ...DEFAULT_VIEW, ...fromSettings, ...view };
     panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'icon.png');
     panel.webview.html = this.html();
     this.disposables.push(
@@ -320,7 +321,7 @@ export class ExplainPanel implements vscode.Disposable {
     };
     this.cancelEval = cancel;
     const all: CompareMethod[] = methods.includes('random') ? [...methods] : [...methods, 'random'];
-    const payload: FaithfulnessPayload = { evalId, state: 'running', target: target ?? 0, targetLabel: '', steps: 0, patch: 0, methods: [], total: all.length };
+    const payload: FaithfulnessPayload = { evalId, state: 'running', target: target ?? 0, targetLabel: '', steps: 0, patch: 0, patches: 0, patchCount: 0, share: 0, methods: [], total: all.length };
     const post = (): void => {
       if (evalId === this.evalId) this.post({ type: 'faithfulness', result: { ...payload, methods: [...payload.methods] } });
     };
@@ -348,10 +349,13 @@ export class ExplainPanel implements vscode.Disposable {
             const score: FaithfulnessScore = { ...r.methods[0], name: method };
             payload.steps = r.steps;
             payload.patch = r.patch;
+            payload.patches = r.patches;
+            payload.patchCount = r.patchCount;
+            payload.share = payload.share ? Math.min(payload.share, r.share) : r.share;
             payload.methods.push(score);
             logLine(
               `faithfulness ${path.basename(this.imagePath)} ${method}: ` +
-                (score.error ? score.error : `AOPC=${score.aopc?.toPrecision(4)} (steps=${r.steps}, patch=${r.patch}, target=${t})`),
+                (score.error ? score.error : `AOPC=${score.aopc?.toPrecision(4)} (steps=${r.steps}, patch=${r.patch}, ${(r.share * 100).toFixed(1)}% of the image, target=${t})`),
             );
             post();
           }
@@ -416,7 +420,7 @@ export class ExplainPanel implements vscode.Disposable {
     this.sendCompareMethods(!onlyCompare);
     if (onlyCompare) return;
     try {
-      this.view = { ...this.view, colormap: this.settings().colormap };
+      this.view = { ...this.view, ...viewFromSettings(this.settings()) };
       this.post({ type: 'view', view: this.view });
     } catch {
       // reported by the run
@@ -521,6 +525,9 @@ export class ExplainPanel implements vscode.Disposable {
           colormap: this.view.colormap,
           mode: this.view.sign,
           alpha: this.view.opacity,
+          view: this.view.mode,
+          percentile: this.view.percentile,
+          gamma: this.view.gamma,
         });
       } else if (kind === 'npy') {
         const { writeNpy } = await import('../engine/io/npy');

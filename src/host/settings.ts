@@ -2,7 +2,21 @@
 // directly; src/host/config.ts reads the raw values from VS Code and hands them here.
 import * as path from 'node:path';
 import { COMPOSITE_NAMES, ConfigError, parseRulesConfig, type RulesConfig } from '../engine/config';
-import { COLORMAP_NAMES, COMPARE_METHODS, DEFAULT_COMPARE, MAX_COMPARE, type ColormapName, type CompareMethod, type RuleChoice } from '../protocol';
+import {
+  COLORMAP_NAMES,
+  COMPARE_METHODS,
+  DEFAULT_COMPARE,
+  DEFAULT_VIEW,
+  HEATMAP_VIEWS,
+  MAX_COMPARE,
+  isHeatmapGamma,
+  isPercentile,
+  type ColormapName,
+  type CompareMethod,
+  type HeatmapView,
+  type RuleChoice,
+  type ViewOptions,
+} from '../protocol';
 
 export const SECTION = 'lrpLens';
 
@@ -32,6 +46,14 @@ export interface Settings {
   rules: RulesConfig;
   backend: Backend;
   colormap: ColormapName;
+  /** `lrpLens.heatmap.*`: the default view, the scale's percentile and the contrast. */
+  heatmap: HeatmapSettings;
+}
+
+export interface HeatmapSettings {
+  view: HeatmapView;
+  percentile: number;
+  gamma: number;
 }
 
 /** What VS Code's configuration returns for each key (unknown until checked). */
@@ -42,6 +64,9 @@ export interface RawSettings {
   rules?: unknown;
   backend?: unknown;
   colormap?: unknown;
+  heatmapView?: unknown;
+  heatmapPercentile?: unknown;
+  heatmapGamma?: unknown;
 }
 
 /** An invalid setting; `setting` is the full key, e.g. `lrpLens.preprocessing`. */
@@ -181,7 +206,25 @@ export function parseSettings(raw: RawSettings): Settings {
     rules: parseRules(raw.rules),
     backend: backend as Backend,
     colormap: colormap as ColormapName,
+    heatmap: parseHeatmapSettings(raw),
   };
+}
+
+/** The panel's view options that settings decide (colormap, default view, scale, contrast). */
+export function viewFromSettings(s: Settings): Pick<ViewOptions, 'colormap' | 'mode' | 'percentile' | 'gamma'> {
+  return { colormap: s.colormap, mode: s.heatmap.view, percentile: s.heatmap.percentile, gamma: s.heatmap.gamma };
+}
+
+function parseHeatmapSettings(raw: RawSettings): HeatmapSettings {
+  const view = raw.heatmapView ?? DEFAULT_VIEW.mode;
+  if (typeof view !== 'string' || !(HEATMAP_VIEWS as readonly string[]).includes(view))
+    throw new SettingsError(`${SECTION}.heatmap.view`, `must be one of ${HEATMAP_VIEWS.join(', ')} (got ${JSON.stringify(view)})`);
+  const percentile = raw.heatmapPercentile ?? DEFAULT_VIEW.percentile;
+  if (!isPercentile(percentile))
+    throw new SettingsError(`${SECTION}.heatmap.percentile`, `must be a number from 50 to 100 (got ${JSON.stringify(percentile)})`);
+  const gamma = raw.heatmapGamma ?? DEFAULT_VIEW.gamma;
+  if (!isHeatmapGamma(gamma)) throw new SettingsError(`${SECTION}.heatmap.gamma`, `must be a number from 0.1 to 10 (got ${JSON.stringify(gamma)})`);
+  return { view: view as HeatmapView, percentile, gamma };
 }
 
 /** Resolves a setting path: `~/` expands to the home folder, relative paths to the base folder. */

@@ -96,14 +96,14 @@ test('Compare view: the grid of methods, an error cell, the setting, the faithfu
     assert.equal(Object.keys(colours).length, DEFAULTS.length, 'every default cell has a canvas');
     const note = await view.locator('#compare-note').innerText();
     assert.match(note, /Colormap bwr/);
-    assert.match(note, /own maximum/);
+    assert.match(note, /each map at full colour from its own 99\.5th percentile of \|R\|/);
 
     // The shared maximum: the note says so and the pixels change.
     await view.locator('#compare-norm').evaluate((el: HTMLElement & { value: string }) => {
       el.value = 'shared';
       el.dispatchEvent(new Event('change', { bubbles: true }));
     });
-    assert.match(await view.locator('#compare-note').innerText(), /one shared maximum/);
+    assert.match(await view.locator('#compare-note').innerText(), /all maps at full colour from one shared \|R\| = /);
     const shared = await cellColours(view);
     assert.notDeepEqual(shared, colours, 'the shared normalisation redraws the cells');
     await view.locator('#compare-norm').evaluate((el: HTMLElement & { value: string }) => {

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nVS Code with LRP Lens is running:\n\n    ${url}\n\n` +
       `Open it in a browser, right-click an image in the Explorer and choose "Explain Prediction"\n` +
-      `(the first time, pick a model: shapes-resnet/model.onnx or the emotion model emotion/model.json,\n` +
+      `(the first time, pick a model: shapes-resnet/model.onnx, the emotion model emotion/model.json or mobilenet-v2/model.json,\n` +
       `for the portraits; switch later with the status bar item).\n` +
       `Server log: ${server.log}\nPress Ctrl+C to stop.\n`,
   );

@@ -39,28 +39,41 @@ test('relevanceMap sums channels in NCHW and NHWC', () => {
   assert.deepEqual({ w: nhwc.width, h: nhwc.height, d: Array.from(nhwc.data) }, { w: 2, h: 1, d: [11, 22] });
 });
 
-test('normaliseMap divides by the absolute maximum and filters by mode', () => {
-  assert.deepEqual(Array.from(normaliseMap([2, -4, 0])), [0.5, -1, 0]);
-  assert.deepEqual(Array.from(normaliseMap([2, -4, 0], 'positive')), [0.5, 0, 0]);
-  assert.deepEqual(Array.from(normaliseMap([2, -4, 0], 'negative')), [0, -1, 0]);
+test('normaliseMap at the 100th percentile divides by the absolute maximum and filters by mode', () => {
+  assert.deepEqual(Array.from(normaliseMap([2, -4, 0], 'both', 100)), [0.5, -1, 0]);
+  assert.deepEqual(Array.from(normaliseMap([2, -4, 0], 'positive', 100)), [0.5, 0, 0]);
+  assert.deepEqual(Array.from(normaliseMap([2, -4, 0], 'negative', 100)), [0, -1, 0]);
   assert.deepEqual(Array.from(normaliseMap([0, 0])), [0, 0]);
+});
+
+test('normaliseMap by default scales by the 99.5th percentile of |R| and clips the outliers', () => {
+  // 999 values 1..999 and one outlier of 1e6: the maximum would leave everything below 0.001
+  const data = Float32Array.from({ length: 1000 }, (_, i) => (i === 999 ? 1e6 : i + 1));
+  const n = normaliseMap(data);
+  // sorted |R|: position 0.995 * 999 = 994.005, between the values 995 and 996
+  const p995 = 995.005;
+  assert.ok(Math.abs(n[0] - 1 / p995) < 1e-6, `${n[0]} vs ${1 / p995}`);
+  assert.equal(n[999], 1, 'the outlier is clipped to full strength');
+  assert.equal(n[998], 1, '999 > the 99.5th percentile: clipped');
+  assert.ok(n[499] > 0.49 && n[499] < 0.51, `the median is drawn at half strength (${n[499]})`);
+  assert.ok(normaliseMap(data, 'both', 100)[499] < 0.001, 'by the maximum it would be invisible');
 });
 
 const MAP: RelevanceMap = { width: 3, height: 1, data: new Float32Array([-2, 0, 1]) };
 
 test('renderHeatmap: symmetric normalisation, zero stays white', () => {
-  const px = renderHeatmap(MAP, { colormap: 'bwr', mode: 'both' });
+  const px = renderHeatmap(MAP, { colormap: 'bwr', mode: 'both', percentile: 100 });
   assert.deepEqual(Array.from(px), [0, 0, 255, 255, 255, 255, 255, 255, 255, 128, 128, 255]);
-  const pos = renderHeatmap(MAP, { colormap: 'bwr', mode: 'positive' });
+  const pos = renderHeatmap(MAP, { colormap: 'bwr', mode: 'positive', percentile: 100 });
   assert.deepEqual(Array.from(pos.subarray(0, 4)), [255, 255, 255, 255]);
 });
 
 test('blendPixels: original shows through where relevance is zero', () => {
   const original = { rgb: new Uint8Array([10, 20, 30, 10, 20, 30, 10, 20, 30]), width: 3, height: 1 };
-  const out = blendPixels(original, MAP, { alpha: 0.5 });
+  const out = blendPixels(original, MAP, { alpha: 0.5, percentile: 100 });
   assert.deepEqual(Array.from(out.subarray(3, 6)), [10, 20, 30]);
-  // full negative relevance: half blue
-  assert.deepEqual(Array.from(out.subarray(0, 3)), [5, 10, 143]);
+  // full negative relevance: half blue (142.5 rounds half to even)
+  assert.deepEqual(Array.from(out.subarray(0, 3)), [5, 10, 142]);
 });
 
 test('blendHeatmap returns a PNG of the original size with varied pixels', async () => {

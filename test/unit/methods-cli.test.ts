@@ -52,14 +52,29 @@ describe('lrp-lens evaluate', () => {
       '--methods', 'epsilon-plus-flat,gradcam,random', '--steps', '10', '--mask', path.join(RESNET, 'inputs', 'sample0-mask.png'), '--out-json', json]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /epsilon-plus-flat/);
+    // the share of the image the default parameters perturb is said (25% at every input size)
+    assert.match(r.stdout, /: target 2, 64 of 256 4x4 patches replaced \(patch-mean\) over 10 steps: 25\.0% of the image perturbed by the last step\n/);
     const s = JSON.parse(readFileSync(json, 'utf8'));
     assert.equal(s.target, 2);
+    assert.equal(s.share, 0.25);
+    assert.deepEqual([s.patch, s.patches, s.patchCount, s.steps], [4, 64, 256, 10]);
     assert.deepEqual(s.methods.map((m: { name: string }) => m.name), ['epsilon-plus-flat', 'gradcam', 'random']);
     for (const m of s.methods) {
       assert.equal(m.curve.length, 11);
       assert.equal(typeof m.aopc, 'number');
       assert.equal(typeof m.localisation, 'number');
     }
+  });
+
+  it('--area sets the share of the image perturbed', async () => {
+    const r = await runCli(['evaluate', '--model', path.join(DIGITS, 'model.onnx'), '--input', path.join(DIGITS, 'inputs', 'sample0.npy'),
+      '--methods', 'epsilon,random', '--area', '0.5', '--patch', '4']);
+    assert.equal(r.code, 0, r.stderr);
+    // 28x28 in 4x4 patches: 49; half of them, 25 (rounded), over 25 steps
+    assert.match(r.stdout, /25 of 49 4x4 patches replaced \(patch-mean\) over 25 steps: 51\.0% of the image/);
+    const bad = await runCli(['evaluate', '--model', path.join(DIGITS, 'model.onnx'), '--input', path.join(DIGITS, 'inputs', 'sample0.npy'), '--area', '1.5']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--area: expected the share of the image to perturb, above 0 and at most 1/);
   });
 
   it('reports usage errors on one line with exit code 2', async () => {

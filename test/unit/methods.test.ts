@@ -7,7 +7,18 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseRulesConfig } from '../../src/engine/config';
-import { DEFAULT_METHODS, EvaluationResult, aopcOf, defaultPatch, evaluateMethods, loadMask, localisation } from '../../src/explain/evaluate';
+import {
+  DEFAULT_METHODS,
+  EvaluationResult,
+  aopcOf,
+  defaultPatch,
+  evaluateMethods,
+  loadMask,
+  localisation,
+  patchGrid,
+  perturbedShare,
+  stepCounts,
+} from '../../src/explain/evaluate';
 import { Explainer } from '../../src/explain/explainer';
 import { A, Tensor, f32 } from '../../src/engine/graph/graph';
 import { inputBoundsFor } from '../../src/engine/io/image';
@@ -254,9 +265,20 @@ describe('evaluation helpers', () => {
     // 3 of 4 positive inside a 1-pixel mask (area share 1/4): (3/4) / (1/4) = 3
     assert.equal(localisation(map, new Uint8Array([1, 0, 0, 0])), 3);
     assert.equal(localisation({ ...map, data: new Float32Array([-1, -1, -1, -1]) }, new Uint8Array([1, 0, 0, 0])), null);
-    assert.equal(defaultPatch(224, 224), 8);
-    assert.equal(defaultPatch(64, 64), 2);
+    assert.equal(defaultPatch(224, 224), 14);
+    assert.equal(defaultPatch(64, 64), 4);
     assert.equal(defaultPatch(28, 28), 2);
+    // 25% of the patches over the steps, evenly, whatever the input size
+    assert.deepEqual(stepCounts(256, 4), [16, 32, 48, 64]);
+    assert.deepEqual(stepCounts(196, 50).length, 49, 'no more steps than patches to replace');
+    assert.equal(stepCounts(196, 50).at(-1), 49);
+    assert.deepEqual(stepCounts(10, 50, 0.01), [1], 'at least one patch');
+    for (const [h, w] of [[28, 28], [64, 64], [224, 224], [299, 299], [100, 37]]) {
+      const grid = patchGrid(h, w, defaultPatch(h, w));
+      const order = grid.map((_, i) => i);
+      const share = perturbedShare(grid, order, stepCounts(grid.length, 50).at(-1) as number, h, w);
+      assert.ok(share >= 0.2 && share <= 0.3, `${w}x${h}: ${share}`);
+    }
   });
 });
 
@@ -292,7 +314,7 @@ describe('faithfulness on the reference fixtures', () => {
     );
     const head = FIXTURE_MODELS.map((mm) => {
       const r = results.get(mm) as EvaluationResult;
-      return `${mm} (${r.patch}x${r.patch}, ${r.steps} steps)`;
+      return `${mm} (${r.patch}x${r.patch}, ${r.patches} of ${r.patchCount} patches over ${r.steps} steps, ${(r.share * 100).toFixed(1)}% of the image)`;
     });
     table(`AOPC (target logit, region perturbation with ${(results.get('digits-cnn') as EvaluationResult).perturbation})`, FIXTURE_MODELS, (r, n) =>
       score(r, n)?.error ? 'n/a' : fmt(score(r, n)?.aopc, 3),
@@ -312,6 +334,13 @@ describe('faithfulness on the reference fixtures', () => {
         const l = get(m, name).localisation;
         assert.ok(typeof l === 'number' && l >= 2, `${m}/${name}: localisation ${l}`);
       });
+
+  for (const m of FIXTURE_MODELS)
+    it(`${m}: the default parameters perturb at least 20% of the image`, () => {
+      const r = results.get(m) as EvaluationResult;
+      assert.ok(r.share >= 0.2, `${m}: ${(r.share * 100).toFixed(1)}% of the image`);
+      assert.ok(r.patches >= r.steps && r.patches <= r.patchCount);
+    });
 
   for (const m of FIXTURE_MODELS)
     it(`${m}: AOPC of epsilon-plus-flat and epsilon-gamma-box is above random's`, () => {

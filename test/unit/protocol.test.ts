@@ -20,7 +20,7 @@ test('the protocol lists exactly the engine composites', () => {
 });
 
 test('valid webview messages pass unchanged', () => {
-  const view = { colormap: 'seismic', opacity: 0.4, sign: 'positive' } as const;
+  const view = { colormap: 'seismic', opacity: 0.4, sign: 'positive', mode: 'side', percentile: 99, gamma: 0.5 } as const;
   const ok: WebviewMessage[] = [
     { type: 'ready' },
     { type: 'explain' },
@@ -78,8 +78,19 @@ test('extra fields are dropped from accepted messages', () => {
 });
 
 test('view options are validated', () => {
-  assert.deepEqual(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'negative' }), { colormap: 'hot', opacity: 1, sign: 'negative' });
+  // mode, percentile and gamma default when missing (the panel's defaults: overlay, 99.5th percentile, linear)
+  assert.deepEqual(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'negative' }), {
+    colormap: 'hot', opacity: 1, sign: 'negative', mode: 'overlay', percentile: 99.5, gamma: 1,
+  });
+  assert.deepEqual(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'both', mode: 'alone', percentile: 100, gamma: 0.3 }), {
+    colormap: 'hot', opacity: 1, sign: 'both', mode: 'alone', percentile: 100, gamma: 0.3,
+  });
   assert.equal(parseViewOptions({ colormap: 'hot', opacity: -0.1, sign: 'negative' }), undefined);
+  // wrong values are refused, not defaulted
+  assert.equal(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'both', mode: 'collage' }), undefined);
+  assert.equal(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'both', percentile: 20 }), undefined);
+  assert.equal(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'both', percentile: 100.5 }), undefined);
+  assert.equal(parseViewOptions({ colormap: 'hot', opacity: 1, sign: 'both', gamma: 0 }), undefined);
   assert.equal(parseViewOptions(undefined), undefined);
 });
 
@@ -88,6 +99,10 @@ test('persisted state: image path required, invalid view parts dropped', () => {
   assert.deepEqual(parsePersistedState({ imagePath: '/w/cat.png', view: { colormap: 'gray', opacity: 9, sign: 'both' } }), {
     imagePath: '/w/cat.png',
     view: { colormap: 'gray', sign: 'both' },
+  });
+  assert.deepEqual(parsePersistedState({ imagePath: '/w/cat.png', view: { mode: 'side', percentile: 99, gamma: 40 } }), {
+    imagePath: '/w/cat.png',
+    view: { mode: 'side', percentile: 99 },
   });
   assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', rules: { composite: 'gamma', gamma: 0.5 } }), {
     imagePath: '/w/a.png',

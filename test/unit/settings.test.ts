@@ -14,6 +14,7 @@ import {
   parseSize,
   resolveSettingPath,
   SettingsError,
+  viewFromSettings,
 } from '../../src/host/settings';
 import { Runner } from '../../src/host/runner';
 
@@ -176,4 +177,18 @@ test('preprocessing.json beside the model applies when the setting is not set', 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('lrpLens.heatmap.*: the default view, the scale percentile and the contrast', () => {
+  assert.deepEqual(parseSettings({}).heatmap, { view: 'overlay', percentile: 99.5, gamma: 1 });
+  assert.deepEqual(parseSettings({ heatmapView: 'side', heatmapPercentile: 99, heatmapGamma: 0.5 }).heatmap, { view: 'side', percentile: 99, gamma: 0.5 });
+  assert.deepEqual(viewFromSettings(parseSettings({ colormap: 'hot', heatmapView: 'alone' })), { colormap: 'hot', mode: 'alone', percentile: 99.5, gamma: 1 });
+  rejects({ heatmapView: 'collage' }, 'lrpLens.heatmap.view', /must be one of overlay, alone, side/);
+  rejects({ heatmapPercentile: 10 }, 'lrpLens.heatmap.percentile', /from 50 to 100/);
+  rejects({ heatmapGamma: 0 }, 'lrpLens.heatmap.gamma', /from 0\.1 to 10/);
+  const props = JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8')).contributes.configuration.properties;
+  const raw = { heatmapView: props['lrpLens.heatmap.view'].default, heatmapPercentile: props['lrpLens.heatmap.percentile'].default, heatmapGamma: props['lrpLens.heatmap.gamma'].default };
+  assert.deepEqual(parseSettings(raw).heatmap, parseSettings({}).heatmap, 'package.json defaults = the parser defaults');
+  assert.deepEqual(props['lrpLens.heatmap.view'].enum, ['overlay', 'alone', 'side']);
+  for (const k of ['view', 'percentile', 'gamma']) assert.ok(props[`lrpLens.heatmap.${k}`].markdownDescription, k);
 });

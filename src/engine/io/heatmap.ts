@@ -1,93 +1,56 @@
-// Relevance heatmaps: colormaps, rendering, and blending over the original photo.
+// Relevance heatmaps as PNG files: channel sums of a relevance tensor, and the pictures of
+// ./render (the same scaling, contrast and views as the panel) encoded with sharp.
 
 import sharp from 'sharp';
 import type { Layout, Tensor } from '../graph/graph';
 import type { RgbImage } from './image';
 import { resizeBilinear } from './resample';
+import {
+  COLORMAP_IDS,
+  DEFAULT_GAMMA,
+  DEFAULT_OPACITY,
+  DEFAULT_PERCENTILE,
+  HEATMAP_VIEWS,
+  SIGNED,
+  SIGNS,
+  colourAt,
+  composeHeatmap,
+  filterSign,
+  mapScale,
+  renderMapRgba,
+  type ColormapId,
+  type HeatmapView,
+  type RenderOptions,
+  type Sign,
+} from './render';
 
-export type ColormapName = 'bwr' | 'coldnhot' | 'seismic' | 'hot' | 'gray';
+export { DEFAULT_PERCENTILE, DEFAULT_GAMMA, DEFAULT_OPACITY, HEATMAP_VIEWS, mapScale, describeScale } from './render';
 
-/** A colour stop: position t and colour (0..1 per channel). */
-type Stop = readonly [t: number, r: number, g: number, b: number];
-
-interface ColormapDef {
-  /** Signed maps take t in -1..1 (0 = no relevance); unsigned ones take 0..1. */
-  signed: boolean;
-  stops: readonly Stop[];
+/**
+ * The heatmap PNG for a photo (`view` overlay, alone or side), or without a photo (an `.npy`
+ * input) the map alone at its own size.
+ */
+export async function heatmapFile(original: RgbImage | undefined, map: RelevanceMap, opts: BlendOptions = {}): Promise<Uint8Array> {
+  return original ? blendHeatmap(original, map, opts) : heatmapPng(map, opts);
 }
+export type { HeatmapView, MapScale } from './render';
 
-const COLORMAP_DEFS: Record<ColormapName, ColormapDef> = {
-  bwr: {
-    signed: true,
-    stops: [
-      [-1, 0, 0, 1],
-      [0, 1, 1, 1],
-      [1, 1, 0, 0],
-    ],
-  },
-  seismic: {
-    signed: true,
-    stops: [
-      [-1, 0, 0, 0.3],
-      [-0.5, 0, 0, 1],
-      [0, 1, 1, 1],
-      [0.5, 1, 0, 0],
-      [1, 0.5, 0, 0],
-    ],
-  },
-  coldnhot: {
-    signed: true,
-    stops: [
-      [-1, 0, 1, 1],
-      [-0.5, 0, 0, 1],
-      [0, 0, 0, 0],
-      [0.5, 1, 0, 0],
-      [1, 1, 1, 0],
-    ],
-  },
-  hot: {
-    signed: false,
-    stops: [
-      [0, 0, 0, 0],
-      [0.375, 1, 0, 0],
-      [0.75, 1, 1, 0],
-      [1, 1, 1, 1],
-    ],
-  },
-  gray: {
-    signed: false,
-    stops: [
-      [0, 0, 0, 0],
-      [1, 1, 1, 1],
-    ],
-  },
-};
+export type ColormapName = ColormapId;
 
-export const COLORMAPS: readonly ColormapName[] = Object.keys(COLORMAP_DEFS) as ColormapName[];
+export const COLORMAPS: readonly ColormapName[] = COLORMAP_IDS;
 
 export const DEFAULT_COLORMAP: ColormapName = 'bwr';
 
-function defOf(name: ColormapName): ColormapDef {
-  const def = COLORMAP_DEFS[name];
-  if (!def) throw new Error(`unknown colormap '${String(name)}' (available: ${COLORMAPS.join(', ')})`);
-  return def;
-}
-
 export function isSignedColormap(name: ColormapName): boolean {
-  return defOf(name).signed;
+  if (!(COLORMAP_IDS as readonly string[]).includes(name)) throw new Error(`unknown colormap '${String(name)}' (available: ${COLORMAPS.join(', ')})`);
+  return SIGNED.has(name);
 }
 
 /** Colour of t (-1..1 for signed maps, 0..1 for hot/gray; clamped) as 0..255 integers. */
 export function colormap(name: ColormapName, t: number): [number, number, number] {
-  const { signed, stops } = defOf(name);
-  const x = Math.min(Math.max(Number.isFinite(t) ? t : 0, signed ? -1 : 0), 1);
-  let i = 1;
-  while (i < stops.length - 1 && x > stops[i][0]) i++;
-  const [t0, r0, g0, b0] = stops[i - 1];
-  const [t1, r1, g1, b1] = stops[i];
-  const f = t1 > t0 ? (x - t0) / (t1 - t0) : 0;
-  const mix = (a: number, b: number): number => Math.round((a + (b - a) * f) * 255);
-  return [mix(r0, r1), mix(g0, g1), mix(b0, b1)];
+  const signed = isSignedColormap(name);
+  const x = Number.isFinite(t) ? t : 0;
+  return colourAt(name, signed ? 0.5 + 0.5 * Math.max(-1, Math.min(1, x)) : x);
 }
 
 // ---------- relevance maps ----------
@@ -113,57 +76,47 @@ export function relevanceMap(rel: Tensor, layout: Layout): RelevanceMap {
   return { width: W, height: H, data };
 }
 
-export type HeatmapMode = 'both' | 'positive' | 'negative';
+export type HeatmapMode = Sign;
 
 export interface HeatmapOptions {
   colormap?: ColormapName;
   mode?: HeatmapMode;
+  /** Percentile of |R| drawn at full strength (default 99.5); larger values are clipped. */
+  percentile?: number;
+  /** Contrast of the colour mapping: strength = (|R| / scale) ^ gamma (default 1). */
+  gamma?: number;
 }
 
-function absMax(data: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < data.length; i++) {
-    const a = Math.abs(data[i]);
-    if (a > m && Number.isFinite(a)) m = a;
-  }
-  return m;
+function checkMode(mode: HeatmapMode): void {
+  if (!(SIGNS as readonly string[]).includes(mode)) throw new Error(`unknown heatmap mode '${String(mode)}' (use both, positive or negative)`);
 }
 
-const MODE_FILTER: Record<HeatmapMode, (v: number) => number> = {
-  both: (v) => v,
-  positive: (v) => Math.max(v, 0),
-  negative: (v) => Math.min(v, 0),
-};
+function renderOptions(opts: HeatmapOptions): RenderOptions {
+  const sign = opts.mode ?? 'both';
+  checkMode(sign);
+  return { colormap: opts.colormap ?? DEFAULT_COLORMAP, sign, percentile: opts.percentile ?? DEFAULT_PERCENTILE, gamma: opts.gamma ?? DEFAULT_GAMMA };
+}
 
 /**
- * Normalised relevance per pixel in -1..1 (divided by the absolute maximum, so 0 stays 0),
- * with the sign the mode hides set to 0.
+ * Normalised relevance per pixel in -1..1: divided by the scale (the `percentile`-th percentile of
+ * |R|, 100 = the maximum) and clipped, with the sign the mode hides set to 0.
  */
-export function normaliseMap(data: ArrayLike<number>, mode: HeatmapMode = 'both'): Float32Array {
-  const m = absMax(data);
-  const keep = MODE_FILTER[mode];
-  if (!keep) throw new Error(`unknown heatmap mode '${String(mode)}' (use both, positive or negative)`);
+export function normaliseMap(data: ArrayLike<number>, mode: HeatmapMode = 'both', percentile = DEFAULT_PERCENTILE): Float32Array {
+  checkMode(mode);
+  const { value: m } = mapScale(data, percentile);
   const out = new Float32Array(data.length);
   if (m === 0) return out;
-  for (let i = 0; i < out.length; i++) out[i] = Number.isFinite(data[i]) ? keep(data[i] / m) : 0;
-  return out;
-}
-
-/** Position on the colormap for normalised relevance n: as is for signed maps, |n| for hot/gray. */
-function colormapPosition(name: ColormapName, n: number): number {
-  return defOf(name).signed ? n : Math.abs(n);
-}
-
-/** Render a map as RGBA pixels (opaque), normalised symmetrically by its absolute maximum. */
-export function renderHeatmap(map: RelevanceMap, opts: HeatmapOptions = {}): Uint8Array {
-  const name = opts.colormap ?? DEFAULT_COLORMAP;
-  const norm = normaliseMap(map.data, opts.mode ?? 'both');
-  const out = new Uint8Array(map.width * map.height * 4);
-  for (let p = 0; p < norm.length; p++) {
-    const [r, g, b] = colormap(name, colormapPosition(name, norm[p]));
-    out.set([r, g, b, 255], p * 4);
+  for (let i = 0; i < out.length; i++) {
+    const v = Number.isFinite(data[i]) ? filterSign(data[i], mode) / m : 0;
+    out[i] = Math.max(-1, Math.min(1, v));
   }
   return out;
+}
+
+/** Render a map as RGBA pixels (opaque) at its own resolution, scaled as `normaliseMap`. */
+export function renderHeatmap(map: RelevanceMap, opts: HeatmapOptions = {}): Uint8Array {
+  const px = renderMapRgba(map, renderOptions(opts));
+  return new Uint8Array(px.buffer, px.byteOffset, px.byteLength);
 }
 
 /** Bilinear resize of a relevance map. */
@@ -183,32 +136,52 @@ export async function heatmapPng(
   opts: HeatmapOptions & { width?: number; height?: number } = {},
 ): Promise<Uint8Array> {
   const sized = resizeMap(map, opts.width ?? map.width, opts.height ?? map.height);
-  return encodePng(renderHeatmap(sized, opts), sized.width, sized.height, 4);
+  // the scale comes from the map at its own resolution, as in every other picture of it
+  const px = renderMapRgba(sized, { ...renderOptions(opts), scale: mapScale(map.data, opts.percentile ?? DEFAULT_PERCENTILE).value });
+  return encodePng(new Uint8Array(px.buffer, px.byteOffset, px.byteLength), sized.width, sized.height, 4);
 }
 
 export interface BlendOptions extends HeatmapOptions {
-  /** Opacity of the overlay where relevance is at its maximum (default 0.6). */
+  /** Opacity of the overlay where relevance reaches the scale (default 0.8). */
   alpha?: number;
+  /** overlay (default), alone (the map on its own background, photo size) or side (photo | map). */
+  view?: HeatmapView;
 }
 
-/** Blend pixels: the overlay weight is alpha * |normalised relevance|, so the photo shows where relevance is ~0. */
+/** The picture of `map` for `original` (see composeHeatmap in ./render): RGBA bytes and its size. */
+export function heatmapPicture(original: RgbImage, map: RelevanceMap, opts: BlendOptions = {}): { width: number; height: number; rgba: Uint8Array } {
+  const view = opts.view ?? 'overlay';
+  if (!(HEATMAP_VIEWS as readonly string[]).includes(view)) throw new Error(`unknown heatmap view '${String(view)}' (use ${HEATMAP_VIEWS.join(', ')})`);
+  const { width, height, rgba } = composeHeatmap(original, map, { ...renderOptions(opts), view, opacity: opts.alpha ?? DEFAULT_OPACITY });
+  return { width, height, rgba: new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength) };
+}
+
+/** The picture as RGB (the side view's transparent gap turns white): the photo's size, or wider for `side`. */
 export function blendPixels(original: RgbImage, map: RelevanceMap, opts: BlendOptions = {}): Uint8Array {
-  const name = opts.colormap ?? DEFAULT_COLORMAP;
-  const alpha = Math.min(Math.max(opts.alpha ?? 0.6, 0), 1);
-  const sized = resizeMap(map, original.width, original.height);
-  const norm = normaliseMap(sized.data, opts.mode ?? 'both');
-  const out = new Uint8Array(original.rgb.length);
-  for (let p = 0; p < norm.length; p++) {
-    const colour = colormap(name, colormapPosition(name, norm[p]));
-    const w = alpha * Math.abs(norm[p]);
-    for (let c = 0; c < 3; c++) {
-      out[p * 3 + c] = Math.round(original.rgb[p * 3 + c] * (1 - w) + colour[c] * w);
-    }
+  const { rgba } = heatmapPicture(original, map, opts);
+  const out = new Uint8Array((rgba.length / 4) * 3);
+  for (let p = 0, q = 0; p < rgba.length; p += 4, q += 3) {
+    const a = rgba[p + 3] / 255;
+    out[q] = Math.round(rgba[p] * a + 255 * (1 - a));
+    out[q + 1] = Math.round(rgba[p + 1] * a + 255 * (1 - a));
+    out[q + 2] = Math.round(rgba[p + 2] * a + 255 * (1 - a));
   }
   return out;
 }
 
-/** The heatmap upsampled to the photo's size and blended over it, as PNG bytes. */
+/**
+ * The picture as PNG bytes: by default the heatmap blended over the photo (at the photo's size);
+ * `view: 'alone'` the map alone at the photo's size, `'side'` photo and map side by side with a
+ * transparent gap (RGBA).
+ */
 export async function blendHeatmap(original: RgbImage, map: RelevanceMap, opts: BlendOptions = {}): Promise<Uint8Array> {
-  return encodePng(blendPixels(original, map, opts), original.width, original.height, 3);
+  const { width, height, rgba } = heatmapPicture(original, map, opts);
+  if ((opts.view ?? 'overlay') === 'side') return encodePng(rgba, width, height, 4);
+  const rgb = new Uint8Array(width * height * 3);
+  for (let p = 0, q = 0; q < rgb.length; p += 4, q += 3) {
+    rgb[q] = rgba[p];
+    rgb[q + 1] = rgba[p + 1];
+    rgb[q + 2] = rgba[p + 2];
+  }
+  return encodePng(rgb, width, height, 3);
 }
