@@ -5,14 +5,16 @@ import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './explain/explainer';
 import { Tensor } from './engine/graph/graph';
-import { blendHeatmap, heatmapPng, relevanceMap } from './engine/io/heatmap';
-import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
-import { labelFor, parseLabels } from './engine/io/labels';
+import { heatmapPng, relevanceMap } from './engine/io/heatmap';
+import { PreprocessOptions, RgbImage, inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { labelFor } from './engine/io/labels';
+import { describeOptions } from './engine/io/preprocessing-spec';
+import type { Region } from './engine/io/placement';
 import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
-import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
+import { METHODS_USAGE, evaluateCommand, explainWithMethod, heatmapOnPhoto, methodArg } from './cli-methods';
 import {
   UsageError,
   loadOptionsFrom,
@@ -20,16 +22,18 @@ import {
   joinNegativeNumbers,
   numberArg,
   parseSize,
-  preprocessFrom,
+  PREPROCESS_OPTIONS,
+  PREPROCESS_USAGE,
+  cliModelConfig,
+  preprocessFor,
   rulesFrom,
 } from './cli-args';
 
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
-      [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
-      [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
+      [--init logit|one-hot] ${PREPROCESS_USAGE}
+      [--labels FILE] [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json] [--out-input X.npy]
       [--backend auto|onnxruntime|tfjs] [--stability]
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
@@ -48,12 +52,9 @@ const EXPLAIN_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   init: { type: 'string' },
-  preset: { type: 'string' },
-  size: { type: 'string' },
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  bgr: { type: 'boolean' },
+  ...PREPROCESS_OPTIONS,
   labels: { type: 'string' },
+  'out-input': { type: 'string' },
   'out-relevance': { type: 'string' },
   'out-heatmap': { type: 'string' },
   'out-json': { type: 'string' },
@@ -82,30 +83,39 @@ async function explainCommand(args: string[]): Promise<void> {
   if (target !== undefined && (!Number.isInteger(target) || target < 0))
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
-  const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const config = await cliModelConfig(values, values.model);
+  const labels = config.labels;
 
   const npyInput = values.input ? readInputNpy(values.input) : undefined;
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput));
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput, config.preprocessing.size));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(
         `--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`,
       );
     let x: Tensor;
-    let original: { rgb: Uint8Array; width: number; height: number } | undefined;
+    let original: RgbImage | undefined;
+    let region: Region | undefined;
     let pre: PreprocessOptions | undefined;
     if (values.image) {
-      pre = preprocessFrom(values, ex);
+      pre = preprocessFor(config, ex);
       const r = await loadImageTensor(values.image, pre);
       x = r.tensor;
       original = r.original;
+      region = r.region;
     } else {
       x = npyInput as Tensor;
-      if (values.preset || values.mean || values.std) pre = preprocessFrom(values, ex);
+      if (values.preset || values.mean || values.std) pre = preprocessFor(config, ex);
     }
+    if (values['out-input']) writeFileSync(values['out-input'], writeNpy(x));
     if (rawRules.inputBounds === undefined && (pre || ex.input.channels === 1 || ex.input.channels === 3))
-      rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFrom(values, ex));
+      rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFor(config, ex));
+    const sources = {
+      preprocessing: values.input ? `${values.input} (already preprocessed)` : config.preprocessingSource,
+      labels: config.labelsSource,
+      description: pre && values.image ? describeOptions(pre) : 'none (the --input array is fed as it is)',
+    };
     let rules: RulesConfig = parseRulesConfig(rawRules, rulesWhere);
     const method = methodArg(values.method, rules);
     if (method && typeof method === 'object') rules = method.lrp;
@@ -124,6 +134,8 @@ async function explainCommand(args: string[]): Promise<void> {
         layer: values.layer,
         labels,
         original,
+        region,
+        sources,
         what: (values.image ?? values.input) as string,
         outRelevance: values['out-relevance'],
         outHeatmap: values['out-heatmap'],
@@ -137,7 +149,7 @@ async function explainCommand(args: string[]): Promise<void> {
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
     if (values['out-heatmap']) {
       const map = relevanceMap(e.relevance, e.layout);
-      const png = original ? await blendHeatmap(original, map, { colormap: 'bwr' }) : await heatmapPng(map, { colormap: 'bwr' });
+      const png = original ? await heatmapOnPhoto(original, map, region) : await heatmapPng(map, { colormap: 'bwr' });
       writeFileSync(values['out-heatmap'], png);
     }
     const summary = explanationSummary({
@@ -147,6 +159,7 @@ async function explainCommand(args: string[]): Promise<void> {
       labels,
       explanation: e,
       timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
+      sources,
     });
     let stabilityNote = '';
     if (values.stability) {
@@ -197,17 +210,18 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
   if (target !== undefined && (!Number.isInteger(target) || target < 0))
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
-  const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const config = await cliModelConfig(values, values.model);
+  const labels = config.labels;
   mkdirSync(outDir, { recursive: true });
 
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, loadOptionsFrom(values));
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, undefined, config.preprocessing.size));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(`--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`);
     if (target !== undefined && target >= ex.numClasses)
       throw new UsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
-    const pre = preprocessFrom(values, ex);
+    const pre = preprocessFor(config, ex);
     if (rawRules.inputBounds === undefined) rawRules.inputBounds = inputBoundsFor(pre);
     const rules = parseRulesConfig(rawRules, rulesWhere);
     const csv = joinPath(outDir, 'summary.csv');
@@ -221,9 +235,9 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
       const t = performance.now();
       let row: BatchRow;
       try {
-        const { tensor, original } = await loadImageTensor(joinPath(dir, file), pre);
+        const { tensor, original, region } = await loadImageTensor(joinPath(dir, file), pre);
         const e = await ex.explain(tensor, { target, rules, layers: false });
-        const png = await blendHeatmap(original, relevanceMap(e.relevance, e.layout), { colormap: 'bwr' });
+        const png = await heatmapOnPhoto(original, relevanceMap(e.relevance, e.layout), region);
         writeFileSync(joinPath(outDir, names[i]), png);
         const [top] = topPredictions(e.logits, labels, 1);
         row = { file, label: top.label, score: top.score, target: e.target, relevanceSum: e.relevanceSum, timeMs: performance.now() - t, heatmap: names[i] };
@@ -245,11 +259,6 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
   } finally {
     await ex.dispose();
   }
-}
-
-function loadLabels(path: string): string[] {
-  if (!existsSync(path)) throw new UsageError(`${path}: labels file not found`);
-  return parseLabels(readFileSync(path, 'utf8'), path);
 }
 
 function median(xs: number[]): number {
