@@ -27,7 +27,8 @@ import {
   type ViewOptions,
   type WebviewMessage,
 } from '../src/protocol';
-import { blendOverImage, formatValue, legendGradient, mapValueAt, maxAbs, renderMap, type FloatMap, type RgbImage } from './colormap';
+import { blendOverImage, formatValue, legendGradient, maxAbs, renderMap, sampleBilinear, type FloatMap, type RgbImage } from './colormap';
+import { inputAt, photoView } from './input-view';
 import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
 import { h, vscodeApi } from './dom';
@@ -68,6 +69,10 @@ const state: {
   view: ViewOptions;
   rules: RuleChoice;
   image?: RgbImage;
+  /** The original photo's size (the display image may be smaller). */
+  original?: { originalWidth: number; originalHeight: number };
+  /** Show the model input (resized, cropped) instead of the photo. */
+  modelView: boolean;
   result?: ResultPayload;
   relevance?: FloatMap;
   layerMaps: (FloatMap | undefined)[];
@@ -84,6 +89,7 @@ const state: {
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
   layerMaps: [],
   busy: false,
+  modelView: false,
 };
 
 {
@@ -232,6 +238,7 @@ function buildLayout(): void {
     'div',
     { class: 'right' },
     h('section', { class: 'card' }, h('h2', {}, 'Predictions'), h('ol', { id: 'top5', class: 'top5' })),
+    inputCard(),
     h(
       'section',
       { class: 'card' },
@@ -302,6 +309,24 @@ function buildLayout(): void {
     byId('hover').textContent = 'Hover the image to read the relevance.';
   });
   updateLegend();
+}
+
+/** Where the preprocessing and the labels came from, and the "what the model saw" toggle. */
+function inputCard(): HTMLElement {
+  const toggle = h('input', { type: 'checkbox', id: 'show-model-input' }) as HTMLInputElement;
+  toggle.checked = state.modelView;
+  toggle.addEventListener('change', () => {
+    state.modelView = toggle.checked;
+    drawHeatmap();
+  });
+  return h(
+    'section',
+    { class: 'card', id: 'input-card' },
+    h('h2', {}, 'Input'),
+    h('p', { class: 'small' }, h('span', { class: 'muted' }, 'Preprocessing: '), h('span', { id: 'preprocessing-source' }), h('br', {}), h('span', { id: 'preprocessing-description', class: 'muted' })),
+    h('p', { class: 'small' }, h('span', { class: 'muted' }, 'Labels: '), h('span', { id: 'labels-source' })),
+    h('label', { class: 'small' }, toggle, ' Show what the model saw (resized and cropped input)'),
+  );
 }
 
 function showStability(text: string, warning: boolean): void {
@@ -389,9 +414,15 @@ function onHover(e: MouseEvent): void {
   const px = ((e.clientX - rect.left) / rect.width) * canvas.width;
   const py = ((e.clientY - rect.top) / rect.height) * canvas.height;
   if (px < 0 || py < 0 || px >= canvas.width || py >= canvas.height) return;
-  const v = mapValueAt(rel, Math.floor(px), Math.floor(py), canvas.width, canvas.height);
-  const mx = Math.min(rel.width - 1, Math.floor((px / canvas.width) * rel.width));
-  const my = Math.min(rel.height - 1, Math.floor((py / canvas.height) * rel.height));
+  // the canvas pixel's centre, in the model input (through the crop when the photo is shown)
+  const at = inputAt((Math.floor(px) + 0.5) / canvas.width, (Math.floor(py) + 0.5) / canvas.height, rel, state.result?.region, state.original, modelViewShown());
+  if (!at) {
+    byId('hover').textContent = 'outside the part of the photo the model saw';
+    return;
+  }
+  const v = sampleBilinear(rel, at.x, at.y);
+  const mx = Math.min(rel.width - 1, Math.max(0, Math.round(at.x)));
+  const my = Math.min(rel.height - 1, Math.max(0, Math.round(at.y)));
   const exact = rel.data[my * rel.width + mx];
   byId('hover').textContent = `input pixel (${mx}, ${my}): relevance ${formatValue(exact)}  ·  interpolated ${formatValue(v)}`;
 }
@@ -408,16 +439,33 @@ function putPixels(canvas: HTMLCanvasElement, width: number, height: number, rgb
   ctx.putImageData(img, 0, 0);
 }
 
+/** Whether the canvas shows the model input rather than the photo. */
+function modelViewShown(): boolean {
+  return state.modelView && !!state.result?.modelInput;
+}
+
+/** The picture and map the canvas blends: the model input, or the photo with the map on the part the model saw. */
+function canvasView(): { image: RgbImage; map?: FloatMap } | undefined {
+  const mi = state.result?.modelInput;
+  if (modelViewShown() && mi) return { image: { width: mi.width, height: mi.height, rgb: toUint8(mi.rgb) }, map: state.relevance };
+  if (!state.image) return undefined;
+  if (!state.relevance) return { image: state.image };
+  const photo = { image: state.image, originalWidth: state.original?.originalWidth ?? state.image.width, originalHeight: state.original?.originalHeight ?? state.image.height };
+  return photoView(photo, state.relevance, state.result?.region);
+}
+
 function drawHeatmap(): void {
   const canvas = byId<HTMLCanvasElement>('heatmap');
-  if (!state.image) return;
+  const view = canvasView();
+  if (!view) return;
   // Small images are enlarged (photo pixels kept sharp) so the heatmap is drawn at a useful resolution.
-  const image = upscaleNearest(state.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(state.image.width, state.image.height))));
-  const rgba = state.relevance
-    ? blendOverImage(image, state.relevance, { ...state.view })
+  const image = upscaleNearest(view.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(view.image.width, view.image.height))));
+  const rgba = view.map
+    ? blendOverImage(image, view.map, { ...state.view, scale: state.relevance ? maxAbs(state.relevance.data) : undefined })
     : blendOverImage(image, { width: 1, height: 1, data: [0] }, { ...state.view, opacity: 0 });
   putPixels(canvas, image.width, image.height, rgba);
   canvas.dataset.runId = String(state.result?.runId ?? '');
+  canvas.dataset.view = modelViewShown() ? 'model-input' : state.result?.region ? 'photo-region' : 'photo';
 }
 
 const MIN_CANVAS_SIDE = 512;
@@ -478,6 +526,9 @@ function showResult(r: ResultPayload): void {
   byId('model-name').textContent = ` · ${r.model.split(/[\\/]/).pop() ?? r.model} · ${r.backend}`;
   byId('model-name').title = r.model;
   byId('stability-row').hidden = r.method !== 'lrp';
+  byId('preprocessing-source').textContent = r.sources?.preprocessing ?? '';
+  byId('preprocessing-description').textContent = r.sources?.description ?? '';
+  byId('labels-source').textContent = r.sources?.labels ?? '';
   showStability('', false);
 
   const top5 = byId('top5');
@@ -628,6 +679,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         break;
       case 'image':
         state.image = { width: msg.image.width, height: msg.image.height, rgb: toUint8(msg.image.rgb) };
+        state.original = { originalWidth: msg.image.originalWidth, originalHeight: msg.image.originalHeight };
         drawHeatmap();
         break;
       case 'busy':

@@ -84,7 +84,8 @@ const fmt = (xs: number[]): string => xs.map((x) => Number(x.toPrecision(4))).jo
 /** One line for the panel, the log and the JSON summary, e.g. "shorter side to 256, centre crop 224x224, bilinear; /255, mean 0.485, ... std ...". */
 export function describeOptions(opts: PreprocessOptions): string {
   const geometry = opts.geometry ? describeGeometry(opts.geometry, opts.width, opts.height) : `stretched to ${opts.width}x${opts.height}, bilinear (sharp)`;
-  const parts = [`preset ${opts.preset ?? 'unit'}`];
+  // the preset matters only for the parts not given explicitly
+  const parts = opts.scale !== undefined && opts.mean && opts.std ? [] : [`preset ${opts.preset ?? 'unit'}`];
   if (opts.scale !== undefined) parts.push(`scale ${Number(opts.scale.toPrecision(4))}`);
   if (opts.mean) parts.push(`mean ${fmt(opts.mean)}`);
   if (opts.std) parts.push(`std ${fmt(opts.std)}`);
