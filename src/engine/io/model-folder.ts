@@ -327,8 +327,8 @@ export async function readModelFolder(modelPath: string): Promise<FolderFindings
       let meta: Record<string, string>;
       try {
         meta = onnxMetadata(new Uint8Array(await fs.readFile(modelPath)));
-      } catch (e) {
-        throw new Error(`${modelPath}: cannot read the ONNX metadata: ${(e as Error).message}`);
+      } catch {
+        return; // an unreadable or broken model: loading it says why
       }
       if (!found.preprocessing) {
         try {
