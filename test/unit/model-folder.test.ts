@@ -8,8 +8,8 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FIXTURES_DIR, IMAGES_DIR, makeTmpDir, mapLimit, runCli } from '../helpers';
 import { onnxMetadata, parseNameList, readModelFolder, specFromHfProcessor, specFromTimm } from '../../src/engine/io/model-folder';
-import { applyGeometry, planGeometry, photoRegion, roundHalfEven } from '../../src/engine/io/preprocess';
-import { optionsFromSpec } from '../../src/engine/io/preprocessing-spec';
+import { INTERPOLATIONS, RESIZE_MODES, applyGeometry, planGeometry, photoRegion, roundHalfEven } from '../../src/engine/io/preprocess';
+import { SPEC_PRESETS, optionsFromSpec } from '../../src/engine/io/preprocessing-spec';
 import { dimOutside, photoToInput, placeMap } from '../../src/engine/io/placement';
 import { resolveModelConfig } from '../../src/host/model-config';
 import { parsePreprocessing } from '../../src/host/settings';
@@ -178,4 +178,53 @@ test('placing a map on the photo: inside the region sampled from the map, outsid
   assert.equal(dimmed[0], 40);
   assert.equal(dimmed[3], 100);
   assert.equal(dimmed[9], 40);
+});
+
+test('the preprocessing setting takes resize, resizeTo, cropPct, interpolation and the torchvision preset; bad values name the key', () => {
+  assert.deepEqual(parsePreprocessing({ preset: 'torchvision', resize: 'pad', resizeTo: [256, 240], cropPct: 0.9, interpolation: 'bicubic' }), {
+    preset: 'torchvision',
+    channelOrder: 'rgb',
+    resize: 'pad',
+    resizeTo: [256, 240],
+    cropPct: 0.9,
+    interpolation: 'bicubic',
+  });
+  assert.equal(parsePreprocessing({ resizeTo: 256 }).resizeTo, 256);
+  assert.deepEqual(parsePreprocessing({ resizeTo: '320x240' }).resizeTo, [320, 240]);
+  assert.throws(() => parsePreprocessing({ resize: 'crop' }), /lrpLens\.preprocessing\.resize': must be one of stretch, shorter-side, pad/);
+  assert.throws(() => parsePreprocessing({ cropPct: 0 }), /lrpLens\.preprocessing\.cropPct': must be a number in \(0, 1\]/);
+  assert.throws(() => parsePreprocessing({ cropPct: 1.2 }), /cropPct/);
+  assert.throws(() => parsePreprocessing({ interpolation: 'area' }), /lrpLens\.preprocessing\.interpolation': must be one of bilinear, bicubic/);
+  assert.throws(() => parsePreprocessing({ resizeTo: 0 }), /lrpLens\.preprocessing\.resizeTo'/);
+  // the torchvision preset: imagenet values, shorter side to input / 0.875, bilinear, round-half-even crop
+  const o = optionsFromSpec(parsePreprocessing({ preset: 'torchvision' }), { width: 224, height: 224, channels: 3, layout: 'NCHW' });
+  assert.equal(o.preset, 'imagenet');
+  assert.deepEqual(o.geometry, { resize: 'shorter-side', cropPct: 0.875, interpolation: 'bilinear', cropRounding: 'round' });
+});
+
+test('CLI: the preprocessing flags are checked before the model loads (exit 2, the flag named)', { timeout: 60_000 }, async () => {
+  const model = path.join(FOLDERS, 'timm', 'model.onnx');
+  const image = path.join(IMAGES_DIR, 'chelsea.png');
+  for (const [flags, re] of [
+    [['--resize', 'diagonal'], /--resize: unknown mode 'diagonal' \(stretch, shorter-side, pad\)/],
+    [['--crop-pct', '1.5'], /--crop-pct: expected a number in \(0, 1\], got '1\.5'/],
+    [['--resize-to', '12y'], /--resize-to: expected N or WxH, got '12y'/],
+    [['--interpolation', 'area'], /--interpolation: unknown 'area'/],
+    [['--preset', 'caffe'], /--preset: unknown preset 'caffe' \(imagenet, unit, symmetric, raw, torchvision\)/],
+    [['--preprocessing', '/nonexistent/p.json'], /\/nonexistent\/p\.json: preprocessing file not found/],
+  ] as const) {
+    const r = await runCli(['explain', '--model', model, '--image', image, ...flags]);
+    assert.equal(r.code, 2, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+});
+
+test('package.json settings schema lists the presets, resize modes and interpolations the code accepts', () => {
+  const pkg = JSON.parse(readFileSync(path.join(FIXTURES_DIR, '..', '..', 'package.json'), 'utf8'));
+  const props = pkg.contributes.configuration.properties['lrpLens.preprocessing'].properties;
+  assert.deepEqual(props.preset.enum, [...SPEC_PRESETS]);
+  assert.equal(props.preset.enumDescriptions.length, SPEC_PRESETS.length);
+  assert.deepEqual(props.resize.enum, [...RESIZE_MODES]);
+  assert.deepEqual(props.interpolation.enum, [...INTERPOLATIONS]);
+  for (const k of ['resizeTo', 'cropPct']) assert.ok(props[k], k);
 });

@@ -13,7 +13,7 @@ import type { RgbImage } from './image';
 export const RESIZE_MODES = ['stretch', 'shorter-side', 'pad'] as const;
 export type ResizeMode = (typeof RESIZE_MODES)[number];
 
-export const INTERPOLATIONS = ['nearest', 'bilinear', 'bicubic', 'lanczos', 'box', 'hamming'] as const;
+export const INTERPOLATIONS = ['bilinear', 'bicubic', 'nearest', 'lanczos', 'box', 'hamming'] as const;
 export type Interpolation = (typeof INTERPOLATIONS)[number];
 
 /** PIL's resampling filter codes (Image.Resampling), as Hugging Face's `resample` key stores them. */
