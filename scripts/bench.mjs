@@ -27,6 +27,9 @@ const CONFIGS = [
   { name: 'mobilenetv2-tfjs-onnxruntime', model: 'nsfwjs-mobilenet-v2', composite: 'epsilon-plus-flat', args: ['--backend', 'onnxruntime'] },
   { name: 'mobilenetv2-tfjs-tfjs', model: 'nsfwjs-mobilenet-v2', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
   { name: 'epsilon-plus-flat-tfjs', model: 'resnet50', composite: 'epsilon-plus-flat', args: ['--backend', 'tfjs'] },
+  // concepts (issue 12): one conditional map of a stage-3 layer against the LRP pass, and eight
+  // channels in one batched run against eight single runs
+  { name: 'crp-epsilon-plus-flat', model: 'resnet50', composite: 'epsilon-plus-flat', args: ['--condition', 'layer3.5.add'] },
 ];
 
 /** How to get each model: a path, and a command (or function) that creates it when missing. */
@@ -117,6 +120,7 @@ for (const c of selected) {
         peakRssMb: res.peakRssMb,
         // the process's peak after the program with per-layer sums was built as well (two programs alive)
         peakRssWithLayersMb: res.peakRssWithLayersMb,
+        ...(res.condition ? { condition: res.condition } : {}),
       });
       log(
         `${c.name}: forward ${res.forwardMs} ms, lrp ${res.lrpMs} ms, ratio ${res.lrpOverForward}, peak RSS ${res.peakRssMb} MB (${((Date.now() - t0) / 1000).toFixed(1)} s)`,

@@ -94,6 +94,7 @@ export function rulesFrom(values: Values): Record<string, unknown> {
   if (values.epsilon !== undefined) cfg.epsilon = numberArg('epsilon', values.epsilon as string);
   if (values.gamma !== undefined) cfg.gamma = numberArg('gamma', values.gamma as string);
   if (values.init !== undefined) cfg.init = values.init;
+  if (values.attention !== undefined) cfg.attention = values.attention;
   return cfg;
 }
 

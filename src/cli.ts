@@ -14,6 +14,8 @@ import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
 
+import { channelMask, conditionLayer, conditionalRelevance } from './explain/concepts';
+import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, heatmapOnPhoto, methodArg } from './cli-methods';
 import {
   UsageError,
@@ -32,13 +34,17 @@ import {
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] ${PREPROCESS_USAGE}
+      [--init logit|one-hot] [--attention cp|attnlrp] ${PREPROCESS_USAGE}
       [--labels FILE] [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json] [--out-input X.npy]
-      [--backend auto|onnxruntime|tfjs] [--stability]
+      [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
+      (--condition: the relevance through those channels of LAYER, a node name; with topK one
+      map per channel, files named -c<channel>; shares in --out-json)
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
-${METHODS_USAGE}`;
+      [--condition LAYER] (also times conditional maps of that layer)
+${METHODS_USAGE}
+${CONCEPTS_USAGE}`;
 
 const EXPLAIN_OPTIONS = {
   model: { type: 'string' },
@@ -52,6 +58,7 @@ const EXPLAIN_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   init: { type: 'string' },
+  attention: { type: 'string' },
   ...PREPROCESS_OPTIONS,
   labels: { type: 'string' },
   'out-input': { type: 'string' },
@@ -63,6 +70,7 @@ const EXPLAIN_OPTIONS = {
   method: { type: 'string' },
   layer: { type: 'string' },
   stability: { type: 'boolean' },
+  condition: { type: 'string' },
 } as const;
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
@@ -145,6 +153,27 @@ async function explainCommand(args: string[]): Promise<void> {
       });
     await ex.releaseForward(); // timed only: the LRP program computes the logits itself
     const e = await ex.explain(x, { target, rules });
+    if (values.condition !== undefined) {
+      const cond = await explainCondition(ex, x, parseConditionArg(values.condition), {
+        rules,
+        target: e.target,
+        outRelevance: values['out-relevance'],
+        outHeatmap: values['out-heatmap'],
+        original,
+        region,
+      });
+      const summary = {
+        ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs }, sources }),
+        condition: cond,
+      };
+      if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
+      for (const m of cond.maps)
+        process.stdout.write(
+          `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), ${cond.layer} channel${m.channels.length === 1 ? '' : 's'} ${m.channels.join(',')}: ` +
+            `relevance ${m.relevance.toFixed(4)} (${(m.share * 100).toFixed(1)}% of the layer's ${cond.layerRelevance.toFixed(4)}), input relevance sum ${m.inputRelevanceSum.toFixed(4)}\n`,
+        );
+      return;
+    }
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
     if (values['out-heatmap']) {
@@ -313,6 +342,7 @@ async function benchCommand(args: string[]): Promise<void> {
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     await ex.explain(x, { rules }); // warm-up of the program with per-layer sums
     for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules }), lrpLayers);
+    const condition = values.condition === undefined ? undefined : await benchCondition(ex, x, rules, values.condition, runs);
     const forwardMs = median(fwd);
     const lrpMs = median(lrp);
     const lrpWithLayersMs = median(lrpLayers);
@@ -328,11 +358,37 @@ async function benchCommand(args: string[]): Promise<void> {
       lrpWithLayersOverForward: round(lrpWithLayersMs / forwardMs),
       peakRssMb: round(peakRssMb),
       peakRssWithLayersMb: round(process.resourceUsage().maxRSS / 1024),
+      ...(condition ? { condition: { ...condition, oneOverLrp: round(condition.oneMs / lrpMs) } } : {}),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
   } finally {
     await ex.dispose();
   }
+}
+
+/**
+ * `bench --condition LAYER`: one conditional map (issue 12) against the LRP pass, and eight
+ * channels in one batched run against eight single runs. Medians of `runs`; the programs are
+ * compiled once before timing.
+ */
+async function benchCondition(ex: Explainer, x: Tensor, rules: RulesConfig, layer: string, runs: number) {
+  const { channels } = conditionLayer(ex, layer);
+  const eight = Array.from({ length: 8 }, (_, i) => channelMask(channels, [i % channels]));
+  const one = (masks: Float32Array[], maxBatch: number) => conditionalRelevance(ex, x, { rules, layer, masks, maxBatch });
+  const timeIt = async (f: () => Promise<unknown>): Promise<number> => {
+    await f(); // warm-up: compiles the program
+    const ts: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      await f();
+      ts.push(performance.now() - t);
+    }
+    return median(ts);
+  };
+  const oneMs = await timeIt(() => one([eight[0]], 1));
+  const singlesMs = await timeIt(() => one(eight, 1));
+  const batchedMs = await timeIt(() => one(eight, 8));
+  return { layer, channels, oneMs: round(oneMs), eightSinglesMs: round(singlesMs), eightBatchedMs: round(batchedMs), batchedOverSingles: round(batchedMs / singlesMs) };
 }
 
 function round(v: number): number {
@@ -345,6 +401,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'explain') await explainCommand(rest);
     else if (cmd === 'bench') await benchCommand(rest);
     else if (cmd === 'evaluate') await evaluateCommand(rest);
+    else if (cmd === 'concepts') await conceptsCommand(rest);
     else if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 2 : 0;

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { A, Attr, DType, Dim, Graph, ModelError, Node, Tensor, f32, i64, numel, toNumbers } from '../../src/engine/graph/graph';
 import { exportOnnx, importOnnx } from '../../src/engine/import/onnx';
-import { TensorInfo, foldConstants, inferShapes } from '../../src/engine/graph/shapes';
+import { TensorInfo, inferShapes } from '../../src/engine/graph/shapes';
+import { foldConstants } from '../../src/engine/graph/fold';
 import { REFERENCE_DIR, REFERENCE_MODELS, readNpyF32 } from '../helpers';
 
 const FIXTURES = REFERENCE_DIR;
