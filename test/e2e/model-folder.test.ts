@@ -2,7 +2,7 @@
 // explains in the panel with the labels of its config.json and the ConvNeXt preprocessing of its
 // preprocessor_config.json, and the panel says so; the heatmap sits on the centre crop the model
 // saw (the rest dimmed, the hover says where the model did not look) and "what the model saw"
-// shows the 224x224 input.
+// shows the 224x224 input. Then a timm folder (chosen with lrpLens.modelPath) the same way.
 //   node --import tsx --test test/e2e/model-folder.test.ts
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,5 +95,17 @@ test('a Hugging Face folder explains with its labels and preprocessing, named in
     const mi = await canvas.evaluate((c: HTMLCanvasElement) => ({ w: c.width, h: c.height }));
     assert.deepEqual(mi, { w: 448, h: 448 });
     await screenshot(page, 'e2e-folder-03-model-input');
+
+    // a timm folder: chosen with lrpLens.modelPath (changing the setting re-runs the open panel)
+    fs.cpSync(path.join(FIXTURES, 'model-folders', 'timm'), path.join(ws, 'timm'), { recursive: true });
+    fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
+    fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'lrpLens.modelPath': 'timm/model.onnx' }, null, 2));
+    await view.locator('#preprocessing-source', { hasText: 'config.json pretrained_cfg (timm)' }).waitFor({ timeout: 90_000 });
+    await waitReady(view);
+    const timmTop = expected.labels[expected.folders.timm.photos['chelsea.png'].top];
+    assert.equal((await view.locator('#top5 .prediction .label').first().innerText()).trim(), timmTop, 'top label from label_names');
+    assert.equal((await view.locator('#labels-source').innerText()).trim(), 'config.json label_names (timm)');
+    assert.match((await view.locator('#preprocessing-description').innerText()).trim(), /^shorter side to 235, centre crop 224x224, bicubic; scale 0.003922, mean 0.5, 0.5, 0.5, std 0.5, 0.5, 0.5$/);
+    await screenshot(page, 'e2e-folder-04-timm');
   });
 });

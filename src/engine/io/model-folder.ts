@@ -163,6 +163,7 @@ export function specFromTimm(cfg: Json, file: string): PreprocessingSpec {
   const std = numList(cfg.std);
   if (mean) spec.mean = mean;
   if (std) spec.std = std;
+  spec.scale = 1 / 255; // timm's ToTensor
   if (mode === 'border' && mean) spec.fill = mean.map((m) => Math.round(255 * m));
   return spec;
 }
