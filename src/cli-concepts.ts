@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { inputBoundsFor, loadImageTensor, type RgbImage } from './engine/io/image';
 import type { Region } from './engine/io/placement';
-import { BatchProgress, listImages } from './explain/batch';
+import { BatchProgress } from './explain/batch';
 import {
   ATLAS_CACHE_FILE,
   Box,
@@ -27,7 +27,18 @@ import { heatmapPng, relevanceMap } from './engine/io/heatmap';
 import { writeNpy } from './engine/io/npy';
 import { Explainer } from './explain/explainer';
 import { channelMask, conditionLayer, conditionalRelevance, topChannels } from './explain/concepts';
-import { PREPROCESS_OPTIONS, UsageError, Values, cliModelConfig, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFor, rulesFrom } from './cli-args';
+import {
+  PREPROCESS_OPTIONS,
+  UsageError,
+  Values,
+  cliModelConfig,
+  folderImages,
+  intArg,
+  joinNegativeNumbers,
+  loadOptionsFrom,
+  preprocessFor,
+  rulesFrom,
+} from './cli-args';
 import { heatmapOnPhoto } from './cli-methods';
 
 export interface ConditionArg {
@@ -196,14 +207,7 @@ export async function conceptsCommand(args: string[]): Promise<void> {
   const perChannel = intArg('per-channel', values['per-channel'] as string | undefined, 1) ?? 4;
   const wanted = values.channels === undefined ? undefined : (values.channels as string).split(',').map((s) => Number(s.trim()));
   if (wanted?.some((c) => !Number.isInteger(c) || c < 0)) throw new UsageError(`--channels: expected 0-based channel indices, got '${values.channels}'`);
-  let files: string[];
-  try {
-    files = listImages(dir);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (!files.length) throw new UsageError(`${dir}: no images (png, jpg, jpeg, webp, gif, tif, tiff, bmp)`);
-  if (path.resolve(outDir) === path.resolve(dir)) throw new UsageError('--out: use another folder than --images');
+  const files = folderImages(dir, outDir);
   const rawRules = rulesFrom(values);
   parseRulesConfig(rawRules, (values.rules as string | undefined) ?? 'rules');
   mkdirSync(outDir, { recursive: true });

@@ -1,6 +1,6 @@
 // lrp-lens: the engine headless. `lrp-lens explain ...`, `lrp-lens bench ...`.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join as joinPath, resolve as resolvePath } from 'node:path';
+import { join as joinPath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './explain/explainer';
@@ -12,13 +12,14 @@ import { describeOptions } from './engine/io/preprocessing-spec';
 import type { Region } from './engine/io/placement';
 import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
-import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
+import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames } from './explain/batch';
 
 import { channelMask, conditionLayer, conditionalRelevance } from './explain/concepts';
 import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, heatmapOnPhoto, methodArg } from './cli-methods';
 import {
   UsageError,
+  folderImages,
   loadOptionsFrom,
   readInputNpy,
   joinNegativeNumbers,
@@ -224,14 +225,7 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
     if (values[f] !== undefined) throw new UsageError(`explain: --${f} cannot be combined with --images`);
   const dir = values.images;
   const outDir = values.out;
-  let files: string[];
-  try {
-    files = listImages(dir);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (!files.length) throw new UsageError(`${dir}: no images (png, jpg, jpeg, webp, gif, tif, tiff, bmp)`);
-  if (resolvePath(outDir) === resolvePath(dir)) throw new UsageError('--out: use another folder than --images');
+  const files = folderImages(dir, outDir);
   const rawRules = rulesFrom(values);
   const rulesWhere = (values.rules as string | undefined) ?? 'rules';
   parseRulesConfig(rawRules, rulesWhere);

@@ -56,8 +56,10 @@ export function applyCondition(b: GraphBuilder, r: string, dims: number[], batch
   const masked = b.mul(r, b.reshape(LRP_MASK, maskShape));
   const all = dims.map((_, i) => i);
   const kept = batched ? [0, axis] : [axis];
-  const perChannel = b.reshape(b.op('ReduceSum', [r, b.ints(all.filter((i) => !kept.includes(i)))], { keepdims: A.int(1) }), [batch, C]);
-  const perMask = b.reshape(b.op('ReduceSum', [masked, b.ints(all.filter((i) => !(batched && i === 0)))], { keepdims: A.int(1) }), [batch]);
+  // (ReduceSum over an empty axes list would sum everything: no reduction there)
+  const sumOver = (t: string, axes: number[]) => (axes.length ? b.op('ReduceSum', [t, b.ints(axes)], { keepdims: A.int(1) }) : t);
+  const perChannel = b.reshape(sumOver(r, all.filter((i) => !kept.includes(i))), [batch, C]);
+  const perMask = b.reshape(sumOver(masked, all.filter((i) => !(batched && i === 0))), [batch]);
   for (const [src, name, shape] of [
     [perChannel, LRP_CHANNEL_RELEVANCE, [batch, C]],
     [perMask, LRP_CONDITION_RELEVANCE, [batch]],
