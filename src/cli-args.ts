@@ -8,16 +8,37 @@ import { ConfigError } from './engine/config';
 import type { Explainer, LoadOptions } from './explain/explainer';
 import type { Tensor } from './engine/graph/graph';
 import { readNpy } from './engine/io/npy';
-import { PreprocessOptions, Preset } from './engine/io/image';
 import { COLORMAPS, DEFAULT_PERCENTILE, HEATMAP_VIEWS, mapScale, type BlendOptions, type ColormapName, type HeatmapView, type RelevanceMap } from './engine/io/heatmap';
 import { MAX_GAMMA, MIN_GAMMA, MIN_PERCENTILE, MAX_PERCENTILE } from './engine/io/render';
+import { PreprocessOptions } from './engine/io/image';
+import { INTERPOLATIONS, RESIZE_MODES, type Interpolation, type ResizeMode } from './engine/io/preprocess';
+import { SPEC_PRESETS, optionsFromSpec, type PreprocessingSpec, type SpecPreset } from './engine/io/preprocessing-spec';
+import { resolveModelConfig, type ModelConfig } from './host/model-config';
+import { parsePreprocessingFile } from './host/settings';
 
 /** A command-line mistake (exit code 2). */
 export class UsageError extends Error {}
 
 export type Values = Record<string, string | boolean | undefined>;
 
-const PRESETS: readonly Preset[] = ['imagenet', 'unit', 'symmetric', 'raw'];
+/** The preprocessing flags of `explain` and `evaluate` (parseArgs options). */
+export const PREPROCESS_OPTIONS = {
+  preset: { type: 'string' },
+  size: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  bgr: { type: 'boolean' },
+  resize: { type: 'string' },
+  'resize-to': { type: 'string' },
+  'crop-pct': { type: 'string' },
+  interpolation: { type: 'string' },
+  preprocessing: { type: 'string' },
+} as const;
+
+export const PREPROCESS_USAGE = `[--preset imagenet|unit|symmetric|raw|torchvision] [--size WxH]
+      [--mean a,b,c] [--std a,b,c] [--bgr] [--resize stretch|shorter-side|pad] [--resize-to N|WxH]
+      [--crop-pct F] [--interpolation bilinear|bicubic|nearest|lanczos|box|hamming]
+      [--preprocessing FILE.json]`;
 
 /** parseArgs takes '-1' after a flag for an option; join negative numbers to their flag first. */
 export function joinNegativeNumbers(args: string[], flags: ReadonlySet<string>): string[] {
@@ -81,24 +102,78 @@ export function rulesFrom(values: Values): Record<string, unknown> {
   return cfg;
 }
 
-/** Preprocessing of images for the loaded model, from --preset/--mean/--std/--bgr. */
-export function preprocessFrom(values: Values, ex: Explainer): PreprocessOptions {
-  const preset = values.preset as Preset | undefined;
-  if (preset !== undefined && !PRESETS.includes(preset))
-    throw new UsageError(`--preset: unknown preset '${preset}' (imagenet, unit, symmetric, raw)`);
+const GEOMETRY_FLAGS = ['preset', 'mean', 'std', 'bgr', 'resize', 'resize-to', 'crop-pct', 'interpolation', 'preprocessing'] as const;
+
+/** Whether the command line says anything about preprocessing (then it replaces what the model folder says). */
+export function hasPreprocessingFlags(values: Values): boolean {
+  return GEOMETRY_FLAGS.some((f) => values[f] !== undefined && values[f] !== false);
+}
+
+/** The user's preprocessing from --preprocessing FILE.json and the single flags on top, or undefined when none is given. */
+export function userSpecFrom(values: Values): { spec: PreprocessingSpec; source: string } | undefined {
+  if (!hasPreprocessingFlags(values)) return undefined;
+  const file = values.preprocessing as string | undefined;
+  let spec: PreprocessingSpec = {};
+  if (file) {
+    if (!existsSync(file)) throw new UsageError(`${file}: preprocessing file not found`);
+    spec = parsePreprocessingFile(readFileSync(file, 'utf8'), file);
+  }
+  const preset = values.preset as string | undefined;
+  if (preset !== undefined) {
+    if (!(SPEC_PRESETS as readonly string[]).includes(preset))
+      throw new UsageError(`--preset: unknown preset '${preset}' (${SPEC_PRESETS.join(', ')})`);
+    spec = { ...spec, preset: preset as SpecPreset };
+  }
+  const mean = numberList('mean', values.mean as string | undefined);
+  const std = numberList('std', values.std as string | undefined);
+  if (mean) spec = { ...spec, mean };
+  if (std) spec = { ...spec, std };
+  if (values.bgr) spec = { ...spec, channelOrder: 'bgr' };
+  const resize = values.resize as string | undefined;
+  if (resize !== undefined) {
+    if (!(RESIZE_MODES as readonly string[]).includes(resize)) throw new UsageError(`--resize: unknown mode '${resize}' (${RESIZE_MODES.join(', ')})`);
+    spec = { ...spec, resize: resize as ResizeMode };
+  }
+  const interp = values.interpolation as string | undefined;
+  if (interp !== undefined) {
+    if (!(INTERPOLATIONS as readonly string[]).includes(interp))
+      throw new UsageError(`--interpolation: unknown '${interp}' (${INTERPOLATIONS.join(', ')})`);
+    spec = { ...spec, interpolation: interp as Interpolation };
+  }
+  const cropPct = numberArg('crop-pct', values['crop-pct'] as string | undefined);
+  if (cropPct !== undefined) {
+    if (!(cropPct > 0 && cropPct <= 1)) throw new UsageError(`--crop-pct: expected a number in (0, 1], got '${values['crop-pct']}'`);
+    spec = { ...spec, cropPct };
+  }
+  const to = values['resize-to'] as string | undefined;
+  if (to !== undefined) {
+    const m = /^\s*(\d+)(?:\s*[xX]\s*(\d+))?\s*$/.exec(to);
+    if (!m || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < 1)) throw new UsageError(`--resize-to: expected N or WxH, got '${to}'`);
+    spec = { ...spec, resizeTo: m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])] };
+  }
+  return { spec, source: file ? `${file} and the command line` : 'command line' };
+}
+
+/**
+ * Preprocessing and labels of a model: the flags (and --labels) when given, else the model folder
+ * (preprocessing.json, labels.txt, Hugging Face, timm, ONNX metadata), else the defaults
+ * (`imagenet`, `unit` for 1-channel models). Each comes with its source. Read before the model
+ * loads: a folder's input size fixes a model's open dimensions.
+ */
+export async function cliModelConfig(values: Values, modelPath: string): Promise<ModelConfig> {
+  const labelsPath = values.labels as string | undefined;
+  if (labelsPath && !existsSync(labelsPath)) throw new UsageError(`${labelsPath}: labels file not found`);
+  const config = await resolveModelConfig({ modelPath, user: userSpecFrom(values), labelsPath });
+  for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
+  return config;
+}
+
+/** The engine's preprocessing options for the loaded model. */
+export function preprocessFor(config: ModelConfig, ex: Explainer): PreprocessOptions {
   const { channels, width, height, layout } = ex.input;
   if (channels !== 1 && channels !== 3)
     throw new UsageError(`${ex.modelPath}: input '${ex.input.name}' has ${channels} channels; images need 1 or 3 (use --input X.npy)`);
-  return {
-    width,
-    height,
-    channels,
-    layout,
-    preset: preset ?? (channels === 1 ? 'unit' : 'imagenet'),
-    mean: numberList('mean', values.mean as string | undefined),
-    std: numberList('std', values.std as string | undefined),
-    bgr: !!values.bgr,
-  };
+  return optionsFromSpec(config.preprocessing, { width, height, channels, layout });
 }
 
 export function parseSize(v: string | undefined): [number, number] | undefined {
@@ -127,13 +202,14 @@ export function readInputNpy(path: string): Tensor {
   return readNpy(new Uint8Array(readFileSync(path)), path);
 }
 
-/** How to load the model: backend, and the sizes for a model whose input leaves them open. */
-export function loadOptionsFrom(values: Values, input?: Tensor): LoadOptions {
+/** How to load the model: backend, and the sizes for a model whose input leaves them open (--size, else the model folder's). */
+export function loadOptionsFrom(values: Values, input?: Tensor, folderSize?: { width: number; height: number }): LoadOptions {
   const size = parseSize(values.size as string | undefined);
+  const inputSize = size ? { width: size[0], height: size[1] } : folderSize;
   return {
     backend: backendArg(values.backend as string | undefined),
     ...(input ? { inputDims: input.dims } : {}),
-    ...(size ? { inputSize: { width: size[0], height: size[1] } } : {}),
+    ...(inputSize ? { inputSize } : {}),
   };
 }
 

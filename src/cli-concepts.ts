@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { RulesConfig, parseRulesConfig } from './engine/config';
-import { inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { inputBoundsFor, loadImageTensor, type RgbImage } from './engine/io/image';
+import type { Region } from './engine/io/placement';
 import { BatchProgress } from './explain/batch';
 import {
   ATLAS_CACHE_FILE,
@@ -22,11 +23,23 @@ import {
   writeAtlasCache,
 } from './explain/concept-atlas';
 import { Tensor } from './engine/graph/graph';
-import { heatmapFile, relevanceMap, type BlendOptions } from './engine/io/heatmap';
+import { relevanceMap, type BlendOptions } from './engine/io/heatmap';
 import { writeNpy } from './engine/io/npy';
 import { Explainer } from './explain/explainer';
 import { channelMask, conditionLayer, conditionalRelevance, topChannels } from './explain/concepts';
-import { UsageError, Values, folderImages, intArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, rulesFrom } from './cli-args';
+import {
+  PREPROCESS_OPTIONS,
+  UsageError,
+  Values,
+  cliModelConfig,
+  folderImages,
+  intArg,
+  joinNegativeNumbers,
+  loadOptionsFrom,
+  preprocessFor,
+  rulesFrom,
+} from './cli-args';
+import { photoHeatmapPng } from './cli-methods';
 
 export interface ConditionArg {
   layer: string;
@@ -96,7 +109,9 @@ export async function explainCondition(
     outHeatmap?: string;
     /** How the heatmaps are drawn (--heatmap-mode, --heatmap-percentile, ...). */
     picture?: BlendOptions;
-    original?: { rgb: Uint8Array; width: number; height: number };
+    original?: RgbImage;
+    /** The part of the photo the model saw. */
+    region?: Region;
   },
 ): Promise<ConditionSummary> {
   let info;
@@ -136,7 +151,7 @@ export async function explainCondition(
     if (o.outHeatmap) {
       entry.heatmapFile = perChannel ? channelFile(o.outHeatmap, sets[k][0]) : o.outHeatmap;
       const map = relevanceMap(m.relevance, ex.input.layout);
-      writeFileSync(entry.heatmapFile, await heatmapFile(o.original, map, o.picture));
+      writeFileSync(entry.heatmapFile, await photoHeatmapPng(o.original, map, o.region, o.picture));
     }
     maps.push(entry);
   }
@@ -167,11 +182,8 @@ const CONCEPTS_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   init: { type: 'string' },
-  preset: { type: 'string' },
-  size: { type: 'string' },
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  bgr: { type: 'boolean' },
+  ...PREPROCESS_OPTIONS,
+  labels: { type: 'string' },
   backend: { type: 'string' },
 } as const;
 
@@ -210,7 +222,8 @@ export async function conceptsCommand(args: string[]): Promise<void> {
   parseRulesConfig(rawRules, (values.rules as string | undefined) ?? 'rules');
   mkdirSync(outDir, { recursive: true });
 
-  const ex = await Explainer.load(values.model as string, loadOptionsFrom(values));
+  const config = await cliModelConfig(values, values.model as string);
+  const ex = await Explainer.load(values.model as string, loadOptionsFrom(values, undefined, config.preprocessing.size));
   try {
     let info;
     try {
@@ -220,7 +233,7 @@ export async function conceptsCommand(args: string[]): Promise<void> {
     }
     for (const c of wanted ?? [])
       if (c >= info.channels) throw new UsageError(`--channels: channel ${c} is out of range: layer '${info.name}' has ${info.channels} channels`);
-    const pre = preprocessFrom(values, ex);
+    const pre = preprocessFor(config, ex);
     if (rawRules.inputBounds === undefined) rawRules.inputBounds = inputBoundsFor(pre);
     const rules = parseRulesConfig(rawRules, (values.rules as string | undefined) ?? 'rules');
     const key = atlasKey(values.model as string, info.name, rules, dir, files);
@@ -261,11 +274,11 @@ export async function conceptsCommand(args: string[]): Promise<void> {
       }),
     );
     for (const [file, list] of jobs) {
-      const { tensor, original } = await loadImageTensor(path.join(dir, file), pre);
+      const { tensor, original, region } = await loadImageTensor(path.join(dir, file), pre);
       const maps = await channelMap(ex, tensor, rules, info.name, list.map((j) => j.channel), list[0].target);
       for (let k = 0; k < list.length; k++) {
         const j = list[k];
-        const crop = boxOnPhoto(relevanceBox(maps[k]), { width: ex.input.width, height: ex.input.height }, original);
+        const crop = boxOnPhoto(relevanceBox(maps[k]), { width: ex.input.width, height: ex.input.height }, original, region);
         const sub = path.join(outDir, `c${j.channel}`);
         mkdirSync(sub, { recursive: true });
         const png = path.join(sub, `${j.rank}-${path.basename(file, path.extname(file))}.png`);

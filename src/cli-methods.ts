@@ -6,13 +6,27 @@ import { RulesConfig, parseRulesConfig } from './engine/config';
 import { DEFAULT_METHODS, Perturbation, evaluateMethods, loadMask } from './explain/evaluate';
 import { Explainer } from './explain/explainer';
 import { ModelError, Tensor } from './engine/graph/graph';
-import { heatmapFile, type BlendOptions } from './engine/io/heatmap';
-import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { heatmapFile, type BlendOptions, type RelevanceMap } from './engine/io/heatmap';
+import { inputBoundsFor, loadImageTensor, type RgbImage } from './engine/io/image';
+import { dimOutside, isPartial, placeMap, type Region } from './engine/io/placement';
 import { labelFor } from './engine/io/labels';
 import { Method, parseMethod } from './explain/methods';
 import { writeNpy } from './engine/io/npy';
 import { topPredictions } from './explain/summary';
-import { UsageError, backendArg, heatmapSummary, intArg, numberArg, joinNegativeNumbers, loadOptionsFrom, preprocessFrom, readInputNpy, rulesFrom } from './cli-args';
+import {
+  PREPROCESS_OPTIONS,
+  UsageError,
+  backendArg,
+  cliModelConfig,
+  heatmapSummary,
+  intArg,
+  joinNegativeNumbers,
+  loadOptionsFrom,
+  numberArg,
+  preprocessFor,
+  readInputNpy,
+  rulesFrom,
+} from './cli-args';
 
 export { UsageError };
 
@@ -21,9 +35,30 @@ export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE
       gradient-input, gradcam, cam or random
   lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
       [--steps K] [--patch P] [--area F] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
-      [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [--size WxH] [--preset ...]
-      [--mean a,b,c] [--std a,b,c] [--bgr]
+      [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [the preprocessing flags of explain]
       [--out-json S.json] [--backend ...]`;
+/**
+ * The photo with the part the model did not see dimmed, and the map placed on the part it saw
+ * (at the photo's resolution); the map as it is when the model saw the whole photo.
+ */
+export function onPhoto(original: RgbImage, region: Region): { photo: RgbImage; place: (m: RelevanceMap) => RelevanceMap } {
+  if (!isPartial(region, original.width, original.height)) return { photo: original, place: (m) => m };
+  const { width: w, height: h } = original;
+  return {
+    photo: { width: w, height: h, rgb: dimOutside(original.rgb, w, h, region, w, h) },
+    place: (m) => ({ width: w, height: h, data: placeMap(m, region, w, h, w, h) }),
+  };
+}
+
+/**
+ * The heatmap picture as drawn by --heatmap-mode and friends: over the photo (the part the model
+ * did not see dimmed, the map placed on the part it saw), or alone when there is no photo.
+ */
+export async function photoHeatmapPng(original: RgbImage | undefined, map: RelevanceMap, region: Region | undefined, opts: BlendOptions = {}): Promise<Uint8Array> {
+  if (!original || !region) return heatmapFile(original, map, opts);
+  const { photo, place } = onPhoto(original, region);
+  return heatmapFile(photo, place(map), opts);
+}
 
 /** `--method NAME` of `explain`: undefined for plain LRP (the existing path). */
 export function methodArg(name: string | undefined, rules: RulesConfig): Method | undefined {
@@ -44,7 +79,10 @@ export async function explainWithMethod(
     target?: number;
     layer?: string;
     labels?: readonly string[];
-    original?: { rgb: Uint8Array; width: number; height: number };
+    original?: RgbImage;
+    /** The part of the photo the model saw (the map is placed there). */
+    region?: Region;
+    sources?: { preprocessing: string; labels: string; description: string };
     what: string;
     outRelevance?: string;
     outHeatmap?: string;
@@ -56,7 +94,7 @@ export async function explainWithMethod(
 ): Promise<void> {
   const a = await ex.attribute(x, { method: o.method, target: o.target, layer: o.layer });
   if (o.outRelevance) writeFileSync(o.outRelevance, writeNpy(a.relevance));
-  if (o.outHeatmap) writeFileSync(o.outHeatmap, await heatmapFile(o.original, a.map, o.picture));
+  if (o.outHeatmap) writeFileSync(o.outHeatmap, await photoHeatmapPng(o.original, a.map, o.region, o.picture));
   let sum = 0;
   for (const v of a.map.data) sum += v;
   if (o.outJson) {
@@ -71,6 +109,9 @@ export async function explainWithMethod(
       top5: topPredictions(a.logits, o.labels),
       relevanceSum: sum,
       ...(o.outHeatmap && o.picture ? { heatmap: heatmapSummary(a.map, o.picture) } : {}),
+      ...(o.sources
+        ? { preprocessing: { source: o.sources.preprocessing, description: o.sources.description }, labels: { source: o.sources.labels } }
+        : {}),
       timings: { loadMs: o.loadMs, forwardMs: o.forwardMs, methodMs: a.timings.ms },
     };
     writeFileSync(o.outJson, JSON.stringify(summary, null, 2) + '\n');
@@ -97,11 +138,8 @@ const EVALUATE_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   attention: { type: 'string' },
-  preset: { type: 'string' },
-  size: { type: 'string' },
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  bgr: { type: 'boolean' },
+  ...PREPROCESS_OPTIONS,
+  labels: { type: 'string' },
   'random-seeds': { type: 'string' },
   'out-json': { type: 'string' },
   backend: { type: 'string' },
@@ -142,10 +180,11 @@ export async function evaluateCommand(args: string[]): Promise<void> {
   for (const m of methodNames) methodArgOrThrow(m, probe);
 
   const npyInput = values.input ? readInputNpy(values.input) : undefined;
-  const ex = await Explainer.load(values.model, { ...loadOptionsFrom(values, npyInput), backend });
+  const config = await cliModelConfig(values, values.model);
+  const ex = await Explainer.load(values.model, { ...loadOptionsFrom(values, npyInput, config.preprocessing.size), backend });
   try {
     const { channels, width, height } = ex.input;
-    const pre = (): PreprocessOptions => preprocessFrom(values, ex);
+    const pre = () => preprocessFor(config, ex);
     const x: Tensor = npyInput ?? (await loadImageTensor(values.image as string, pre())).tensor;
     if (raw.inputBounds === undefined && (channels === 1 || channels === 3)) raw.inputBounds = inputBoundsFor(pre());
     const rules = parseRulesConfig(raw, where);

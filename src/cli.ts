@@ -1,20 +1,22 @@
 // lrp-lens: the engine headless. `lrp-lens explain ...`, `lrp-lens bench ...`.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './explain/explainer';
 import { Tensor } from './engine/graph/graph';
-import { blendHeatmap, describeScale, heatmapFile, mapScale, relevanceMap } from './engine/io/heatmap';
-import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/image';
-import { labelFor, parseLabels } from './engine/io/labels';
+import { describeScale, mapScale, relevanceMap } from './engine/io/heatmap';
+import { PreprocessOptions, RgbImage, inputBoundsFor, loadImageTensor } from './engine/io/image';
+import { labelFor } from './engine/io/labels';
+import { describeOptions } from './engine/io/preprocessing-spec';
+import type { Region } from './engine/io/placement';
 import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
 import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames } from './explain/batch';
 
 import { channelMask, conditionLayer, conditionalRelevance } from './explain/concepts';
 import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
-import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
+import { METHODS_USAGE, evaluateCommand, explainWithMethod, photoHeatmapPng, methodArg } from './cli-methods';
 import {
   HEATMAP_OPTIONS,
   HEATMAP_USAGE,
@@ -27,16 +29,18 @@ import {
   joinNegativeNumbers,
   numberArg,
   parseSize,
-  preprocessFrom,
+  PREPROCESS_OPTIONS,
+  PREPROCESS_USAGE,
+  cliModelConfig,
+  preprocessFor,
   rulesFrom,
 } from './cli-args';
 
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] [--attention cp|attnlrp] [--preset imagenet|unit|symmetric|raw]
-      [--size WxH] [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
-      [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
+      [--init logit|one-hot] [--attention cp|attnlrp] ${PREPROCESS_USAGE}
+      [--labels FILE] [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json] [--out-input X.npy]
       [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
       (--condition: the relevance through those channels of LAYER, a node name; with topK one
       map per channel, files named -c<channel>; shares in --out-json)
@@ -61,12 +65,9 @@ const EXPLAIN_OPTIONS = {
   gamma: { type: 'string' },
   init: { type: 'string' },
   attention: { type: 'string' },
-  preset: { type: 'string' },
-  size: { type: 'string' },
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  bgr: { type: 'boolean' },
+  ...PREPROCESS_OPTIONS,
   labels: { type: 'string' },
+  'out-input': { type: 'string' },
   'out-relevance': { type: 'string' },
   'out-heatmap': { type: 'string' },
   'out-json': { type: 'string' },
@@ -97,33 +98,42 @@ async function explainCommand(args: string[]): Promise<void> {
   if (target !== undefined && (!Number.isInteger(target) || target < 0))
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
-  const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const config = await cliModelConfig(values, values.model);
+  const labels = config.labels;
   const picture = heatmapArgs(values);
   if (values.input && values['heatmap-mode'] !== undefined && picture.view !== 'alone')
     throw new UsageError(`--heatmap-mode ${picture.view} draws over the photo: it needs --image (with --input the heatmap is drawn alone)`);
 
   const npyInput = values.input ? readInputNpy(values.input) : undefined;
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput));
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, npyInput, config.preprocessing.size));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(
         `--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`,
       );
     let x: Tensor;
-    let original: { rgb: Uint8Array; width: number; height: number } | undefined;
+    let original: RgbImage | undefined;
+    let region: Region | undefined;
     let pre: PreprocessOptions | undefined;
     if (values.image) {
-      pre = preprocessFrom(values, ex);
+      pre = preprocessFor(config, ex);
       const r = await loadImageTensor(values.image, pre);
       x = r.tensor;
       original = r.original;
+      region = r.region;
     } else {
       x = npyInput as Tensor;
-      if (values.preset || values.mean || values.std) pre = preprocessFrom(values, ex);
+      if (values.preset || values.mean || values.std) pre = preprocessFor(config, ex);
     }
+    if (values['out-input']) writeFileSync(values['out-input'], writeNpy(x));
     if (rawRules.inputBounds === undefined && (pre || ex.input.channels === 1 || ex.input.channels === 3))
-      rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFrom(values, ex));
+      rawRules.inputBounds = inputBoundsFor(pre ?? preprocessFor(config, ex));
+    const sources = {
+      preprocessing: values.input ? `${values.input} (already preprocessed)` : config.preprocessingSource,
+      labels: config.labelsSource,
+      description: pre && values.image ? describeOptions(pre) : 'none (the --input array is fed as it is)',
+    };
     let rules: RulesConfig = parseRulesConfig(rawRules, rulesWhere);
     const method = methodArg(values.method, rules);
     if (method && typeof method === 'object') rules = method.lrp;
@@ -142,6 +152,8 @@ async function explainCommand(args: string[]): Promise<void> {
         layer: values.layer,
         labels,
         original,
+        region,
+        sources,
         what: (values.image ?? values.input) as string,
         outRelevance: values['out-relevance'],
         outHeatmap: values['out-heatmap'],
@@ -160,8 +172,12 @@ async function explainCommand(args: string[]): Promise<void> {
         outHeatmap: values['out-heatmap'],
         picture,
         original,
+        region,
       });
-      const summary = { ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs } }), condition: cond };
+      const summary = {
+        ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs }, sources }),
+        condition: cond,
+      };
       if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
       for (const m of cond.maps)
         process.stdout.write(
@@ -173,7 +189,7 @@ async function explainCommand(args: string[]): Promise<void> {
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
     const map = relevanceMap(e.relevance, e.layout);
-    if (values['out-heatmap']) writeFileSync(values['out-heatmap'], await heatmapFile(original, map, picture));
+    if (values['out-heatmap']) writeFileSync(values['out-heatmap'], await photoHeatmapPng(original, map, region, picture));
     const summary = explanationSummary({
       model: values.model,
       backend: ex.backendDetail,
@@ -181,6 +197,7 @@ async function explainCommand(args: string[]): Promise<void> {
       labels,
       explanation: e,
       timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs },
+      sources,
     });
     if (values['out-heatmap']) summary.heatmap = heatmapSummary(map, picture);
     let stabilityNote = '';
@@ -227,18 +244,19 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
   if (target !== undefined && (!Number.isInteger(target) || target < 0))
     throw new UsageError(`--target: expected a 0-based class index, got '${values.target}'`);
   const size = parseSize(values.size);
-  const labels = values.labels ? loadLabels(values.labels) : undefined;
+  const config = await cliModelConfig(values, values.model);
+  const labels = config.labels;
   const picture = heatmapArgs(values);
   mkdirSync(outDir, { recursive: true });
 
   const t0 = performance.now();
-  const ex = await Explainer.load(values.model, loadOptionsFrom(values));
+  const ex = await Explainer.load(values.model, loadOptionsFrom(values, undefined, config.preprocessing.size));
   try {
     if (size && (size[0] !== ex.input.width || size[1] !== ex.input.height))
       throw new UsageError(`--size ${size[0]}x${size[1]}: the model '${values.model}' takes ${ex.input.width}x${ex.input.height} inputs`);
     if (target !== undefined && target >= ex.numClasses)
       throw new UsageError(`--target ${target}: the model has ${ex.numClasses} classes (0 to ${ex.numClasses - 1})`);
-    const pre = preprocessFrom(values, ex);
+    const pre = preprocessFor(config, ex);
     if (rawRules.inputBounds === undefined) rawRules.inputBounds = inputBoundsFor(pre);
     const rules = parseRulesConfig(rawRules, rulesWhere);
     const csv = joinPath(outDir, 'summary.csv');
@@ -252,9 +270,9 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
       const t = performance.now();
       let row: BatchRow;
       try {
-        const { tensor, original } = await loadImageTensor(joinPath(dir, file), pre);
+        const { tensor, original, region } = await loadImageTensor(joinPath(dir, file), pre);
         const e = await ex.explain(tensor, { target, rules, layers: false });
-        const png = await blendHeatmap(original, relevanceMap(e.relevance, e.layout), picture);
+        const png = await photoHeatmapPng(original, relevanceMap(e.relevance, e.layout), region, picture);
         writeFileSync(joinPath(outDir, names[i]), png);
         const [top] = topPredictions(e.logits, labels, 1);
         row = { file, label: top.label, score: top.score, target: e.target, relevanceSum: e.relevanceSum, timeMs: performance.now() - t, heatmap: names[i] };
@@ -276,11 +294,6 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
   } finally {
     await ex.dispose();
   }
-}
-
-function loadLabels(path: string): string[] {
-  if (!existsSync(path)) throw new UsageError(`${path}: labels file not found`);
-  return parseLabels(readFileSync(path, 'utf8'), path);
 }
 
 function median(xs: number[]): number {

@@ -142,6 +142,15 @@ export interface ResultPayload {
   relevance: WireMap;
   layers: WireLayer[];
   timings: { loadMs?: number; forwardMs?: number; lrpMs: number; totalMs: number };
+  /** Where the preprocessing and the labels came from (setting, file name, default) and the preprocessing in one line. */
+  sources?: { preprocessing: string; labels: string; description: string };
+  /** What the model saw: the input picture after resize and crop, before normalisation (RGB, 8 bit). */
+  modelInput?: { width: number; height: number; rgb: ArrayBuffer };
+  /**
+   * The part of the original photo the model input covers, in original pixels (absent: the whole
+   * photo). With a crop the heatmap is drawn there and the rest of the photo dimmed.
+   */
+  region?: { x: number; y: number; width: number; height: number };
 }
 
 export interface PanelError {

@@ -37,11 +37,12 @@ import {
   imageColumnAt,
   legendGradient,
   mapScale,
-  mapValueAt,
   renderMap,
+  sampleBilinear,
   type FloatMap,
   type RgbImage,
 } from './colormap';
+import { inputAt, photoView } from './input-view';
 import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
 import { h, vscodeApi } from './dom';
@@ -82,6 +83,10 @@ const state: {
   view: ViewOptions;
   rules: RuleChoice;
   image?: RgbImage;
+  /** The original photo's size (the display image may be smaller). */
+  original?: { originalWidth: number; originalHeight: number };
+  /** Show the model input (resized, cropped) instead of the photo. */
+  modelView: boolean;
   result?: ResultPayload;
   relevance?: FloatMap;
   layerMaps: (FloatMap | undefined)[];
@@ -98,6 +103,7 @@ const state: {
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
   layerMaps: [],
   busy: false,
+  modelView: false,
 };
 
 {
@@ -288,6 +294,7 @@ function buildLayout(): void {
     'div',
     { class: 'right' },
     h('section', { class: 'card' }, h('h2', {}, 'Predictions'), h('ol', { id: 'top5', class: 'top5' })),
+    inputCard(),
     h(
       'section',
       { class: 'card' },
@@ -382,6 +389,24 @@ function buildLayout(): void {
   updateLegend();
 }
 
+/** Where the preprocessing and the labels came from, and the "what the model saw" toggle. */
+function inputCard(): HTMLElement {
+  const toggle = h('input', { type: 'checkbox', id: 'show-model-input' }) as HTMLInputElement;
+  toggle.checked = state.modelView;
+  toggle.addEventListener('change', () => {
+    state.modelView = toggle.checked;
+    drawHeatmap();
+  });
+  return h(
+    'section',
+    { class: 'card', id: 'input-card' },
+    h('h2', {}, 'Input'),
+    h('p', { class: 'small' }, h('span', { class: 'muted' }, 'Preprocessing: '), h('span', { id: 'preprocessing-source' }), h('br', {}), h('span', { id: 'preprocessing-description', class: 'muted' })),
+    h('p', { class: 'small' }, h('span', { class: 'muted' }, 'Labels: '), h('span', { id: 'labels-source' })),
+    h('label', { class: 'small' }, toggle, ' Show what the model saw (resized and cropped input)'),
+  );
+}
+
 function showStability(text: string, warning: boolean): void {
   const el = byId('stability');
   el.textContent = text;
@@ -474,9 +499,15 @@ function onHover(e: MouseEvent): void {
   const W = Number(canvas.dataset.imageWidth) || canvas.width;
   const px = imageColumnAt(state.view.mode, Math.floor(cx), W);
   if (px < 0) return;
-  const v = mapValueAt(rel, px, Math.floor(py), W, canvas.height);
-  const mx = Math.min(rel.width - 1, Math.floor((px / W) * rel.width));
-  const my = Math.min(rel.height - 1, Math.floor((py / canvas.height) * rel.height));
+  // the pixel's centre, in the model input (through the crop when the photo is shown)
+  const at = inputAt((px + 0.5) / W, (Math.floor(py) + 0.5) / canvas.height, rel, state.result?.region, state.original, modelViewShown());
+  if (!at) {
+    byId('hover').textContent = 'outside the part of the photo the model saw';
+    return;
+  }
+  const v = sampleBilinear(rel, at.x, at.y);
+  const mx = Math.min(rel.width - 1, Math.max(0, Math.round(at.x)));
+  const my = Math.min(rel.height - 1, Math.max(0, Math.round(at.y)));
   const exact = rel.data[my * rel.width + mx];
   byId('hover').textContent = `input pixel (${mx}, ${my}): relevance ${formatValue(exact)}  ·  interpolated ${formatValue(v)}`;
 }
@@ -493,16 +524,36 @@ function putPixels(canvas: HTMLCanvasElement, width: number, height: number, rgb
   ctx.putImageData(img, 0, 0);
 }
 
+/** Whether the canvas shows the model input rather than the photo. */
+function modelViewShown(): boolean {
+  return state.modelView && !!state.result?.modelInput;
+}
+
+/** The picture and map the canvas blends: the model input, or the photo with the map on the part the model saw. */
+function canvasView(): { image: RgbImage; map?: FloatMap } | undefined {
+  const mi = state.result?.modelInput;
+  if (modelViewShown() && mi) return { image: { width: mi.width, height: mi.height, rgb: toUint8(mi.rgb) }, map: state.relevance };
+  if (!state.image) return undefined;
+  if (!state.relevance) return { image: state.image };
+  const photo = { image: state.image, originalWidth: state.original?.originalWidth ?? state.image.width, originalHeight: state.original?.originalHeight ?? state.image.height };
+  return photoView(photo, state.relevance, state.result?.region);
+}
+
 function drawHeatmap(): void {
   const canvas = byId<HTMLCanvasElement>('heatmap');
-  if (!state.image) return;
+  const view = canvasView();
+  if (!view) return;
   // Small images are enlarged (photo pixels kept sharp) so the heatmap is drawn at a useful resolution.
-  const image = upscaleNearest(state.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(state.image.width, state.image.height))));
-  const pic = composeHeatmap(image, state.relevance ?? { width: 1, height: 1, data: [0] }, { ...state.view, view: state.relevance ? state.view.mode : 'overlay' });
+  const image = upscaleNearest(view.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(view.image.width, view.image.height))));
+  const mode = view.map ? state.view.mode : 'overlay';
+  // the scale is the model-input map's, also when the map is placed on part of the photo
+  const scale = state.relevance ? mapScale(state.relevance.data, state.view.percentile).value : undefined;
+  const pic = composeHeatmap(image, view.map ?? { width: 1, height: 1, data: [0] }, { ...state.view, scale, view: mode });
   putPixels(canvas, pic.width, pic.height, pic.rgba);
   canvas.dataset.imageWidth = String(image.width);
-  canvas.dataset.mode = state.relevance ? state.view.mode : 'overlay';
+  canvas.dataset.mode = mode;
   canvas.dataset.runId = String(state.result?.runId ?? '');
+  canvas.dataset.view = modelViewShown() ? 'model-input' : state.result?.region ? 'photo-region' : 'photo';
 }
 
 const MIN_CANVAS_SIDE = 512;
@@ -574,6 +625,9 @@ function showResult(r: ResultPayload): void {
   byId('model-name').textContent = ` · ${r.model.split(/[\\/]/).pop() ?? r.model} · ${r.backend}`;
   byId('model-name').title = r.model;
   byId('stability-row').hidden = r.method !== 'lrp';
+  byId('preprocessing-source').textContent = r.sources?.preprocessing ?? '';
+  byId('preprocessing-description').textContent = r.sources?.description ?? '';
+  byId('labels-source').textContent = r.sources?.labels ?? '';
   showStability('', false);
 
   const top5 = byId('top5');
@@ -729,6 +783,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         break;
       case 'image':
         state.image = { width: msg.image.width, height: msg.image.height, rgb: toUint8(msg.image.rgb) };
+        state.original = { originalWidth: msg.image.originalWidth, originalHeight: msg.image.originalHeight };
         drawHeatmap();
         break;
       case 'busy':

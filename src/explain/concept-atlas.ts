@@ -163,12 +163,18 @@ export function relevanceBox(map: RelevanceMap): Box {
   return best;
 }
 
-/** A box in model-input pixels mapped onto the decoded photo (the input is the photo resized). */
-export function boxOnPhoto(box: Box, input: { width: number; height: number }, photo: { width: number; height: number }): Box {
-  const sx = photo.width / input.width;
-  const sy = photo.height / input.height;
-  const x = Math.max(0, Math.floor(box.x * sx));
-  const y = Math.max(0, Math.floor(box.y * sy));
+/** A box in model-input pixels mapped onto the decoded photo (the input covers `region` of it: all of it when stretched). */
+export function boxOnPhoto(
+  box: Box,
+  input: { width: number; height: number },
+  photo: { width: number; height: number },
+  region: { x: number; y: number; width: number; height: number } = { x: 0, y: 0, width: photo.width, height: photo.height },
+): Box {
+  // the input covers `region` of the photo (all of it, unless the preprocessing cropped or padded)
+  const sx = region.width / input.width;
+  const sy = region.height / input.height;
+  const x = Math.min(photo.width - 1, Math.max(0, Math.floor(region.x + box.x * sx)));
+  const y = Math.min(photo.height - 1, Math.max(0, Math.floor(region.y + box.y * sy)));
   return {
     x,
     y,

@@ -46,6 +46,8 @@ function fixInputDims(graph: Graph, modelPath: string, opts: LoadOptions): void 
     if (given !== undefined) return given;
     if (spatial && opts.inputSize && i === spatial.h) return opts.inputSize.height;
     if (spatial && opts.inputSize && i === spatial.w) return opts.inputSize.width;
+    // an open channel axis of an image input (Optimum exports leave it open): RGB
+    if (spatial && i === (graph.layout === 'NCHW' ? 1 : 3)) return 3;
     const what = spatial && (i === spatial.h || i === spatial.w) ? 'its height and width' : `axis ${i}`;
     throw new ModelError(
       `${modelPath}: input '${inp.name}' leaves ${what} open ('${d}'); give the input size (--size WxH, or an --input .npy of the shape wanted; in VS Code the lrpLens.preprocessing size)`,

@@ -42,6 +42,8 @@ export interface SummaryInput {
   explanation: Explanation;
   timings: { loadMs?: number; forwardMs?: number; lrpMs: number };
   image?: string;
+  /** Where the preprocessing and labels came from (setting, file name, default). */
+  sources?: { preprocessing: string; labels: string; description: string };
 }
 
 export function explanationSummary(s: SummaryInput): Record<string, unknown> {
@@ -51,6 +53,9 @@ export function explanationSummary(s: SummaryInput): Record<string, unknown> {
     model: s.model,
     backend: s.backend,
     rules: s.rules,
+    ...(s.sources
+      ? { preprocessing: { source: s.sources.preprocessing, description: s.sources.description }, labels: { source: s.sources.labels } }
+      : {}),
     target: e.target,
     label: labelFor(s.labels, e.target),
     logit: e.logit,

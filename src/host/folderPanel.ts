@@ -21,6 +21,9 @@ import { logError, logLine } from './log';
 import { ExplainPanel, notifyError, type PanelDeps } from './panel';
 import { loadEngine, type RunRequest } from './runner';
 import { softmax, topK } from '../engine/scores';
+import { dimOutside, isPartial, placeMap, type Region } from '../engine/io/placement';
+import type { RgbImage } from '../engine/io/image';
+import type { RelevanceMap } from '../engine/io/heatmap';
 
 export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
 
@@ -224,24 +227,24 @@ export class FolderPanel implements vscode.Disposable {
             progress.report({ message: `${index + 1}/${total} ${file}`, increment: index === 0 ? 0 : 100 / total });
             const t = performance.now();
             try {
-              const { tensor, original } = await image.loadImageTensor(path.join(this.folderPath, file), prep);
+              const { tensor, original, region } = await image.loadImageTensor(path.join(this.folderPath, file), prep);
               const e = await explainer.explain(tensor, { rules, layers: false });
               check();
               const probs = softmax(e.logits);
               const [top] = topK(e.logits, 1);
               const f = Math.min(1, THUMB_MAX_SIDE / Math.max(original.width, original.height));
               const small = await image.resizeImage(original, Math.max(1, Math.round(original.width * f)), Math.max(1, Math.round(original.height * f)));
-              const map = heatmap.relevanceMap(e.relevance, e.layout);
+              const { photo, map } = onThumbnail(small, original, heatmap.relevanceMap(e.relevance, e.layout), region);
               const pic = { colormap: settings.colormap, view: settings.heatmap.view, percentile: settings.heatmap.percentile, gamma: settings.heatmap.gamma };
-              const rgb = heatmap.blendPixels(small, map, pic);
-              const thumbWidth = rgb.length / 3 / small.height; // wider than the photo in the side view
+              const rgb = heatmap.blendPixels(photo, map, pic);
+              const thumbWidth = rgb.length / 3 / photo.height; // wider than the photo in the side view
               const result: FolderItemResult = {
                 label: labelsMod.labelFor(labels, top),
                 score: probs[top],
                 target: e.target,
                 relevanceSum: e.relevanceSum,
                 timeMs: performance.now() - t,
-                thumb: { width: thumbWidth, height: small.height, rgb: rgb.slice().buffer },
+                thumb: { width: thumbWidth, height: photo.height, rgb: rgb.slice().buffer },
               };
               this.outcomes[index] = { kind: 'item', result };
               this.post({ type: 'item', runId, index, result });
@@ -348,4 +351,19 @@ export function registerFolderCommand(
     }),
     { dispose: () => FolderPanel.all().forEach((p) => p.dispose()) },
   );
+}
+
+/** A thumbnail's photo and map: with a crop, the map on the part the model saw and the rest dimmed. */
+function onThumbnail(
+  small: RgbImage,
+  original: RgbImage,
+  map: RelevanceMap,
+  region: Region,
+): { photo: RgbImage; map: RelevanceMap } {
+  if (!isPartial(region, original.width, original.height)) return { photo: small, map };
+  const { width: w, height: h } = small;
+  return {
+    photo: { width: w, height: h, rgb: dimOutside(small.rgb, w, h, region, original.width, original.height) },
+    map: { width: w, height: h, data: placeMap(map, region, original.width, original.height, w, h) },
+  };
 }

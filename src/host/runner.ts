@@ -5,6 +5,9 @@ import * as path from 'node:path';
 import type { RulesConfig } from '../engine/config';
 import type { Explainer } from '../explain/explainer';
 import type { PreprocessOptions, RgbImage } from '../engine/io/image';
+import type { PhotoRegion } from '../engine/io/preprocess';
+import { describeOptions, optionsFromSpec, type PreprocessingSpec } from '../engine/io/preprocessing-spec';
+import { resolveModelConfig, type ModelConfig } from './model-config';
 import type { Explanation } from '../engine/types';
 import type { Stability } from '../explain/stability';
 import type { EvaluationResult } from '../explain/evaluate';
@@ -12,15 +15,7 @@ import type { Tensor } from '../engine/graph/graph';
 import type { Attribution } from '../explain/methods';
 import { softmax, topK } from '../engine/scores';
 import { packMap, type CompareMethod, type MainMethod, type Prediction, type ResultPayload, type WireImage } from '../protocol';
-import {
-  LABEL_FILE_NAMES,
-  parsePreprocessingFile,
-  PREPROCESSING_FILE_NAME,
-  ruleChoiceOf,
-  sessionKey,
-  type Backend,
-  type Preprocessing,
-} from './settings';
+import { ruleChoiceOf, sessionKey, type Backend, type Preprocessing } from './settings';
 
 type ExplainerModule = typeof import('../explain/explainer');
 type ImageModule = typeof import('../engine/io/image');
@@ -79,12 +74,17 @@ export interface ModelSetup {
   labels?: string[];
   /** The request's rules with input bounds filled in. */
   rules: RulesConfig;
-  preprocessing: Preprocessing;
+  preprocessing: PreprocessingSpec;
+  /** Where the preprocessing and the labels came from, and the preprocessing in one line. */
+  sources: { preprocessing: string; labels: string; description: string; warnings: string[] };
 }
 
 export interface PreparedInput extends Omit<ModelSetup, 'prep'> {
   tensor: Tensor;
   original: RgbImage;
+  /** The picture the model saw (resized, cropped) and the part of the photo it covers. */
+  input: RgbImage;
+  region: PhotoRegion;
 }
 
 /** Everything a finished run leaves behind: what the panel shows and what the exports write. */
@@ -95,6 +95,7 @@ export interface RunOutput {
   original: RgbImage;
   request: RunRequest;
   labels?: string[];
+  sources: ModelSetup['sources'];
   logLine: string;
 }
 
@@ -143,29 +144,23 @@ export class Runner {
     await Promise.all(all.map((s) => s.explainer.then((e) => e.dispose()).catch(() => undefined)));
   }
 
-  /** The labels file: the explicit one, else a known name beside the model. */
-  static findLabels(modelPath: string, labelsPath?: string): string | undefined {
-    if (labelsPath) return labelsPath;
-    const dir = path.dirname(modelPath);
-    for (const name of LABEL_FILE_NAMES) {
-      const p = path.join(dir, name);
-      if (fs.existsSync(p)) return p;
-    }
-    return undefined;
+  /**
+   * The preprocessing and labels of a request with their sources: the setting when set, else the
+   * model's preprocessing.json or label file, else what the model folder carries (Hugging Face,
+   * timm, ONNX metadata), else the defaults (see model-config.ts).
+   */
+  static configFor(req: RunRequest): Promise<ModelConfig> {
+    return resolveModelConfig({
+      modelPath: req.modelPath,
+      user: req.preprocessingFromSetting ? { spec: req.preprocessing, source: 'setting lrpLens.preprocessing' } : undefined,
+      labelsPath: req.labelsPath,
+      defaultSpec: req.preprocessing,
+    });
   }
 
-  /** The preprocessing for a run: the setting when set, else the model's preprocessing.json, else the default. */
-  static async preprocessingFor(req: RunRequest): Promise<Preprocessing> {
-    if (req.preprocessingFromSetting) return req.preprocessing;
-    const file = path.join(path.dirname(req.modelPath), PREPROCESSING_FILE_NAME);
-    let text: string;
-    try {
-      text = await fs.promises.readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return req.preprocessing;
-      throw new Error(`${file}: cannot read the preprocessing file: ${(err as Error).message}`);
-    }
-    return parsePreprocessingFile(text, file);
+  /** The preprocessing for a run (see configFor). */
+  static async preprocessingFor(req: RunRequest): Promise<PreprocessingSpec> {
+    return (await Runner.configFor(req)).preprocessing;
   }
 
   /**
@@ -174,51 +169,31 @@ export class Runner {
    * labels and the rules with input bounds filled in.
    */
   async setup(req: RunRequest): Promise<ModelSetup> {
-    const { image, labels: labelsMod } = await loadEngine();
-    const pre = await Runner.preprocessingFor(req);
+    const { image } = await loadEngine();
+    const cfg = await Runner.configFor(req);
+    const pre = cfg.preprocessing;
     const { explainer, loadMs } = await this.session(req.modelPath, req.backend, pre.size);
     const info = explainer.input;
     const width = info.width > 0 ? info.width : pre.size?.width;
     const height = info.height > 0 ? info.height : pre.size?.height;
     if (!width || !height)
       throw new Error(`${req.modelPath}: the model does not declare its input size; set 'lrpLens.preprocessing.size' (e.g. [224, 224])`);
-    const prep: PreprocessOptions = {
-      width,
-      height,
-      channels: info.channels === 1 ? 1 : 3,
-      layout: info.layout,
-      preset: pre.preset,
-      ...(pre.mean ? { mean: pre.mean } : {}),
-      ...(pre.std ? { std: pre.std } : {}),
-      ...(pre.scale !== undefined ? { scale: pre.scale } : {}),
-      bgr: pre.channelOrder === 'bgr',
-    };
-
-    let labels: string[] | undefined;
-    const labelsFile = Runner.findLabels(req.modelPath, req.labelsPath);
-    if (labelsFile) {
-      let text: string;
-      try {
-        text = await fs.promises.readFile(labelsFile, 'utf8');
-      } catch (err) {
-        throw new Error(`${labelsFile}: cannot read the labels file: ${(err as Error).message}`);
-      }
-      labels = labelsMod.parseLabels(text, labelsFile);
-    }
-
+    const prep: PreprocessOptions = optionsFromSpec(pre, { width, height, channels: info.channels === 1 ? 1 : 3, layout: info.layout }, 'imagenet');
+    const labels = cfg.labels;
+    const sources = { preprocessing: cfg.preprocessingSource, labels: cfg.labelsSource, description: describeOptions(prep), warnings: cfg.warnings };
     const rules: RulesConfig = req.rules.inputBounds ? req.rules : { ...req.rules, inputBounds: image.inputBoundsFor(prep) };
-    return { explainer, loadMs, prep, labels, rules, preprocessing: pre };
+    return { explainer, loadMs, prep, labels, rules, preprocessing: pre, sources };
   }
 
   /** Loads the session, the labels and the preprocessed input of a request. */
   async prepare(req: RunRequest): Promise<PreparedInput> {
     const { image } = await loadEngine();
     const { prep, ...setup } = await this.setup(req);
-    const { tensor, original } = await image.loadImageTensor(req.imagePath, prep);
+    const { tensor, original, input, region } = await image.loadImageTensor(req.imagePath, prep);
     const n = setup.explainer.numClasses;
     if (req.target !== undefined && (req.target < 0 || req.target >= n))
       throw new Error(`target ${req.target} is out of range: the model has ${n} classes (0-${n - 1})`);
-    return { ...setup, tensor, original };
+    return { ...setup, tensor, original, input, region };
   }
 
   /** One compare-grid cell: the attribution of `method` (a composite or a method beside LRP). */
@@ -248,7 +223,6 @@ export class Runner {
     const { image, heatmap, labels: labelsMod, summary } = await loadEngine();
     const input = await this.prepare(req);
     const { explainer, loadMs, tensor, original, labels, rules } = input;
-    const pre = input.preprocessing;
     const method = req.method ?? 'lrp';
     let explanation: Explanation;
     if (method === 'lrp') {
@@ -293,11 +267,12 @@ export class Runner {
       relevance: packMap(inputMap),
       layers: explanation.layers.map((l) => ({ ...summary.layerSummary(l), ...(l.map ? { map: packMap(l.map) } : {}) })),
       timings: { loadMs, forwardMs: explanation.timings.forwardMs, lrpMs: explanation.timings.lrpMs, totalMs },
+      ...inputPayload(input, original),
     };
     const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(0)}ms`);
     const line =
       `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${explainer.backendDetail} ` +
-      `preset=${pre.preset} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+      `preprocessing=${JSON.stringify(input.sources.preprocessing)} (${input.sources.description}) labels=${JSON.stringify(input.sources.labels)} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
       `target=${explanation.target} (${payload.targetLabel}) logit=${explanation.logit.toPrecision(5)} ` +
       `relevanceSum=${explanation.relevanceSum.toPrecision(5)} load=${loadMs === undefined ? 'cached' : ms(loadMs)} ` +
       `forward=${ms(explanation.timings.forwardMs)} lrp=${ms(explanation.timings.lrpMs)} total=${ms(totalMs)}`;
@@ -312,11 +287,22 @@ export class Runner {
       },
       explanation,
       original,
-      request: { ...req, preprocessing: pre, rules },
+      request: { ...req, rules },
       labels,
+      sources: input.sources,
       logLine: line,
     };
   }
+}
+
+/** What the panel needs to show where the preprocessing and labels came from and what the model saw. */
+export function inputPayload(input: PreparedInput, original: RgbImage): Pick<ResultPayload, 'sources' | 'modelInput' | 'region'> {
+  const whole = input.region.x === 0 && input.region.y === 0 && input.region.width === original.width && input.region.height === original.height;
+  return {
+    sources: { preprocessing: input.sources.preprocessing, labels: input.sources.labels, description: input.sources.description },
+    modelInput: { width: input.input.width, height: input.input.height, rgb: input.input.rgb.slice().buffer },
+    ...(whole ? {} : { region: { ...input.region } }),
+  };
 }
 
 async function shrink(image: ImageModule, img: RgbImage): Promise<RgbImage> {
@@ -337,6 +323,7 @@ export function summaryJson(out: RunOutput, summarize: SummaryModule['explanatio
     labels: out.labels,
     explanation: e,
     timings: { loadMs: out.payload.timings.loadMs, forwardMs: e.timings.forwardMs, lrpMs: e.timings.lrpMs },
+    sources: out.sources,
   });
   return JSON.stringify(summary, null, 2);
 }

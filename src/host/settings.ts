@@ -17,23 +17,24 @@ import {
   type RuleChoice,
   type ViewOptions,
 } from '../protocol';
+import { INTERPOLATIONS, RESIZE_MODES, type Interpolation, type ResizeMode } from '../engine/io/preprocess';
+import { SPEC_PRESETS, type PreprocessingSpec } from '../engine/io/preprocessing-spec';
 
 export const SECTION = 'lrpLens';
 
-export const PRESETS = ['imagenet', 'unit', 'symmetric', 'raw'] as const;
+export const PRESETS = SPEC_PRESETS;
 export type Preset = (typeof PRESETS)[number];
 
 export const BACKENDS = ['auto', 'onnxruntime', 'tfjs'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
-export interface Preprocessing {
+/**
+ * The preprocessing object: normalisation (`preset`, `mean`, `std`, `scale`, `channelOrder`),
+ * `size` for models that do not declare one, and geometry (`resize`, `resizeTo`, `cropPct`,
+ * `interpolation`; see engine/io/preprocess.ts).
+ */
+export interface Preprocessing extends PreprocessingSpec {
   preset: Preset;
-  mean?: number[];
-  std?: number[];
-  /** Multiplies the 0..255 pixel values before mean/std (overrides the preset's scaling). */
-  scale?: number;
-  /** Input size to use when the model does not declare one. */
-  size?: { width: number; height: number };
   channelOrder: 'rgb' | 'bgr';
 }
 
@@ -123,7 +124,7 @@ export function parsePreprocessing(v: unknown): Preprocessing {
   if (v === undefined || v === null) return { preset: 'imagenet', channelOrder: 'rgb' };
   if (typeof v === 'string') v = { preset: v };
   if (!isObj(v)) throw new SettingsError(key, 'must be an object such as {"preset": "imagenet"}');
-  const known = ['preset', 'mean', 'std', 'scale', 'size', 'channelOrder'];
+  const known = ['preset', 'mean', 'std', 'scale', 'size', 'channelOrder', 'resize', 'resizeTo', 'cropPct', 'interpolation'];
   for (const k of Object.keys(v))
     if (!known.includes(k)) throw new SettingsError(key, `unknown key '${k}' (known: ${known.join(', ')})`);
   const out: Preprocessing = { preset: 'imagenet', channelOrder: 'rgb' };
@@ -144,6 +145,31 @@ export function parsePreprocessing(v: unknown): Preprocessing {
     if (v.channelOrder !== 'rgb' && v.channelOrder !== 'bgr')
       throw new SettingsError(`${key}.channelOrder`, `must be "rgb" or "bgr" (got ${JSON.stringify(v.channelOrder)})`);
     out.channelOrder = v.channelOrder;
+  }
+  if (v.resize !== undefined) {
+    if (typeof v.resize !== 'string' || !(RESIZE_MODES as readonly string[]).includes(v.resize))
+      throw new SettingsError(`${key}.resize`, `must be one of ${RESIZE_MODES.join(', ')} (got ${JSON.stringify(v.resize)})`);
+    out.resize = v.resize as ResizeMode;
+  }
+  if (v.interpolation !== undefined) {
+    if (typeof v.interpolation !== 'string' || !(INTERPOLATIONS as readonly string[]).includes(v.interpolation))
+      throw new SettingsError(`${key}.interpolation`, `must be one of ${INTERPOLATIONS.join(', ')} (got ${JSON.stringify(v.interpolation)})`);
+    out.interpolation = v.interpolation as Interpolation;
+  }
+  if (v.cropPct !== undefined) {
+    if (typeof v.cropPct !== 'number' || !(v.cropPct > 0 && v.cropPct <= 1))
+      throw new SettingsError(`${key}.cropPct`, `must be a number in (0, 1], e.g. 0.875 (got ${JSON.stringify(v.cropPct)})`);
+    out.cropPct = v.cropPct;
+  }
+  if (v.resizeTo !== undefined) {
+    if (typeof v.resizeTo === 'number') {
+      if (!Number.isInteger(v.resizeTo) || v.resizeTo < 1 || v.resizeTo > 8192)
+        throw new SettingsError(`${key}.resizeTo`, `must be a whole number of pixels or a size like [256, 256] (got ${JSON.stringify(v.resizeTo)})`);
+      out.resizeTo = v.resizeTo;
+    } else {
+      const s = parseSize(`${key}.resizeTo`, v.resizeTo);
+      out.resizeTo = [s.width, s.height];
+    }
   }
   return out;
 }

@@ -22,14 +22,14 @@ export function ensureTools(): void {
   if (r.status !== 0) throw new Error(`test/e2e/setup.sh failed (exit ${r.status})`);
 }
 
-/** The packaged extension: $LRP_E2E_VSIX, else `npm run package` builds lrp-lens.vsix. */
+/** The packaged extension: $LRP_E2E_VSIX, else `npm run package` builds lrp-lens.vsix (the linux-x64 package only). */
 export function ensureVsix(): string {
   const given = process.env.LRP_E2E_VSIX;
   if (given) {
     if (!fs.existsSync(given)) throw new Error(`LRP_E2E_VSIX=${given} does not exist`);
     return path.resolve(given);
   }
-  const r = spawnSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, stdio: 'inherit' });
+  const r = spawnSync('npm', ['run', '--silent', 'package', '--', '--targets', 'linux-x64'], { cwd: ROOT, stdio: 'inherit' });
   const vsix = path.join(ROOT, 'lrp-lens.vsix');
   if (r.status !== 0 || !fs.existsSync(vsix)) throw new Error(`npm run package failed (exit ${r.status})`);
   return vsix;

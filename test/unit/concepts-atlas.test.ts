@@ -10,6 +10,7 @@ import { relevanceBox } from '../../src/explain/concept-atlas';
 import type { ConceptsIndex } from '../../src/cli-concepts';
 import { parseRulesConfig } from '../../src/engine/config';
 import { inputBoundsFor, loadImageTensor } from '../../src/engine/io/image';
+import { optionsFromSpec } from '../../src/engine/io/preprocessing-spec';
 import { IMAGES_DIR, REFERENCE_DIR, makeTmpDir, runCli } from '../helpers';
 
 const MODEL = path.join(REFERENCE_DIR, 'shapes-resnet', 'model.onnx');
@@ -53,7 +54,8 @@ describe('lrp-lens concepts', () => {
     // independently: each image's relevance through the channel, for its own predicted class
     const ex = await Explainer.load(MODEL, { backend: 'onnxruntime' });
     try {
-      const pre = { width: 64, height: 64, channels: 3 as const, layout: 'NCHW' as const, preset: 'imagenet' as const };
+      // the CLI's default preprocessing (imagenet, stretched with PIL's bilinear resampling)
+      const pre = optionsFromSpec({}, { width: 64, height: 64, channels: 3, layout: 'NCHW' });
       const rules = parseRulesConfig({ composite: 'epsilon-plus-flat', inputBounds: inputBoundsFor(pre) });
       const { channels } = conditionLayer(ex, LAYER);
       for (const ch of index.channels) {

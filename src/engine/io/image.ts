@@ -4,6 +4,7 @@ import { promises as fs } from 'fs';
 import sharp from 'sharp';
 import type { Layout, Tensor } from '../graph/graph';
 import { resizeBilinear } from './resample';
+import { applyGeometry, type Geometry, type PhotoRegion } from './preprocess';
 
 export { resizeBilinear };
 
@@ -29,6 +30,11 @@ export interface PreprocessOptions {
   scale?: number;
   /** Feed channels in B, G, R order. Preset mean/std follow their colours; explicit ones are in model order. */
   bgr?: boolean;
+  /**
+   * Resize, crop and resampling with PIL's conventions (engine/io/preprocess.ts). Without it the
+   * image is stretched to the input size in sharp (bilinear).
+   */
+  geometry?: Geometry;
 }
 
 /** Largest image we decode (width x height); larger inputs are refused before decoding. */
@@ -185,13 +191,31 @@ export async function resizeImage(img: RgbImage, width: number, height: number):
   return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
 
-/** Decode, resize and normalise an image file; also returns the decoded original (for blending heatmaps). */
-export async function loadImageTensor(
-  path: string,
-  opts: PreprocessOptions,
-): Promise<{ tensor: Tensor; original: RgbImage }> {
+/** An image file as the model receives it. */
+export interface LoadedImage {
+  tensor: Tensor;
+  /** The decoded photo (for blending heatmaps). */
+  original: RgbImage;
+  /** The picture the model saw: resized and cropped or padded, before normalisation. */
+  input: RgbImage;
+  /** The part of the original photo the input covers, in original pixels (may reach outside it when padded). */
+  region: PhotoRegion;
+}
+
+/** The geometry and normalisation of `opts` applied to a decoded image. */
+export async function imageTensor(original: RgbImage, opts: PreprocessOptions): Promise<Omit<LoadedImage, 'original'>> {
+  validateSize(opts);
+  if (opts.geometry) {
+    const { image, region } = applyGeometry(original, opts.width, opts.height, opts.geometry);
+    return { tensor: preprocess(image, opts), input: image, region };
+  }
+  const resized = await resizeImage(original, opts.width, opts.height);
+  return { tensor: preprocess(resized, opts), input: resized, region: { x: 0, y: 0, width: original.width, height: original.height } };
+}
+
+/** Decode, resize and normalise an image file; also returns the decoded original and what the model saw. */
+export async function loadImageTensor(path: string, opts: PreprocessOptions): Promise<LoadedImage> {
   validateSize(opts);
   const original = await decodeImage(path);
-  const resized = await resizeImage(original, opts.width, opts.height);
-  return { tensor: preprocess(resized, opts), original };
+  return { ...(await imageTensor(original, opts)), original };
 }
