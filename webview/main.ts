@@ -396,7 +396,8 @@ function showNotice(n: PanelNotice | undefined): void {
     const b = h('vscode-button', { secondary: '', id: 'notice-explain' }, 'Explain Again');
     b.addEventListener('click', () => {
       showNotice(undefined);
-      send({ type: 'explain', target: state.result?.target, rules: state.rules, method: state.method });
+      // the model changed: its classes may have too, so the top class again
+      send({ type: 'explain', rules: state.rules, method: state.method });
     });
     parts.push(b);
   }

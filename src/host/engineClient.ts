@@ -4,7 +4,7 @@
 // it when it does not answer in time), watches its memory and turns its death into errors for the
 // requests it was working on. The next request starts a new process. No `vscode` import.
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import {
   ENGINE_ERRORS,
@@ -31,7 +31,7 @@ export interface EngineClientOptions {
   cancelGraceMs?: number;
   /** RSS check period while requests run (default 250 ms). */
   rssPollMs?: number;
-  /** Scheduling priority of the engine process (nice value, default 5): the editor comes first. */
+  /** Scheduling priority of the engine process (nice value, default 10): the editor comes first. */
   nice?: number;
 }
 
@@ -150,7 +150,7 @@ export class EngineClient {
     this.procMemoryMb = mem;
     this.starts++;
     try {
-      if (proc.pid) os.setPriority(proc.pid, this.opts.nice ?? 5);
+      if (proc.pid) os.setPriority(proc.pid, this.opts.nice ?? 10);
     } catch {
       // not permitted here: the engine runs at normal priority
     }
@@ -258,7 +258,7 @@ export class EngineClient {
           p.reject(
             engineError({
               name: ENGINE_ERRORS.memory,
-              message: `The engine used ${reason.rssMb} MB ${p.what}, more than its memory limit of ${reason.limitMb} MB (setting lrpLens.engineMemoryMb); it was stopped`,
+              message: `The engine used ${reason.rssMb} MB while ${p.what}, more than its memory limit of ${reason.limitMb} MB (setting lrpLens.engineMemoryMb); it was stopped`,
             }),
           ),
         );
@@ -267,7 +267,7 @@ export class EngineClient {
           p.reject(
             engineError({
               name: ENGINE_ERRORS.crashed,
-              message: `The engine process ended unexpectedly (${how}) ${p.what}. VS Code and the other panels are not affected; Retry starts a new engine.${tail}`,
+              message: `The engine process ended unexpectedly (${how}) while ${p.what}. VS Code and the other panels are not affected; Retry starts a new engine.${tail}`,
             }),
           ),
         );
@@ -281,11 +281,14 @@ export class EngineClient {
 
   private watchMemory(): void {
     if (this.rssTimer || process.platform !== 'linux') return;
-    this.rssTimer = setInterval(() => {
+    let reading = false;
+    this.rssTimer = setInterval(async () => {
       const proc = this.proc;
-      if (!proc?.pid) return;
-      const rssMb = readRssMb(proc.pid);
-      if (rssMb === undefined || rssMb <= this.procMemoryMb) return;
+      if (!proc?.pid || reading) return;
+      reading = true;
+      const rssMb = await readRssMb(proc.pid);
+      reading = false;
+      if (rssMb === undefined || rssMb <= this.procMemoryMb || proc !== this.proc) return;
       this.log(`engine: process ${proc.pid} uses ${rssMb} MB, over its limit of ${this.procMemoryMb} MB; terminating it`);
       this.killReasons.set(proc, { kind: 'memory', rssMb, limitMb: this.procMemoryMb });
       proc.kill('SIGKILL');
@@ -311,10 +314,13 @@ export class EngineClient {
   }
 }
 
-/** Resident set size of a process in MiB (Linux: /proc/PID/statm), undefined elsewhere or when gone. */
-export function readRssMb(pid: number): number | undefined {
+/**
+ * Resident set size of a process in MiB (Linux: /proc/PID/statm), undefined elsewhere or when
+ * gone. Asynchronous: the extension host's thread never waits on /proc.
+ */
+export async function readRssMb(pid: number): Promise<number | undefined> {
   try {
-    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    const pages = Number((await fsp.readFile(`/proc/${pid}/statm`, 'utf8')).split(' ')[1]);
     return Math.round((pages * 4096) / 2 ** 20);
   } catch {
     return undefined;
