@@ -77,6 +77,7 @@ async function main(): Promise<void> {
         inProcessMs: round(median(local), 1),
         throughProcessMs: round(median(remote), 1),
         boundaryMs: round(median(boundary), 2),
+        boundaryMinMs: round(Math.min(...boundary), 2),
         boundaryMaxMs: round(Math.max(...boundary), 2),
         transport: 'child_process IPC, advanced serialization (typed arrays as bytes)',
       }) + '\n',

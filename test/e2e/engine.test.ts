@@ -252,6 +252,17 @@ test('VS Code stays responsive while a 553 MB VGG-16 loads and explains', { time
     for (let i = 0; i < 5; i++) await ping(); // warm
     assert.deepEqual(enginePids(), [], 'no engine process before the first explanation');
 
+    // the baseline: the same probe while nothing is explained (how loaded the machine is)
+    const idle = pinger();
+    const b0 = Date.now();
+    await page.waitForTimeout(15_000);
+    const base = (await idle.stop()).map((p) => p.ms).sort((a, b) => a - b);
+    const baseStalls = (await probeLags()).filter((l) => l.at >= b0);
+    t.diagnostic(
+      `baseline, nothing explained: ${base.length} probe commands, median ${base[base.length >> 1].toFixed(1)} ms, max ${base[base.length - 1].toFixed(1)} ms; ` +
+        `${baseStalls.length} event-loop stalls over 20 ms, longest ${Math.max(0, ...baseStalls.map((l) => l.ms))} ms; load average ${os.loadavg()[0].toFixed(1)}`,
+    );
+
     const pings = pinger();
     const t0 = Date.now();
     await explorerCommand(page, 'shape.png', 'Explain Prediction');
