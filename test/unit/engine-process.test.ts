@@ -2,7 +2,8 @@
 // results cross as typed arrays and match the in-process engine; loaded models stay between
 // requests; a killed engine gives an EngineCrashedError and the next request starts a new one; a
 // model replaced on disk is reloaded, or, when replaced while it loads, gives a ModelChangedError;
-// the memory limit refuses a model too large for it; Cancel stops or terminates the engine.
+// the memory limit refuses a model too large for it, and stops a process that outgrows it; Cancel
+// stops or terminates the engine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -161,4 +162,13 @@ test('a large model: replaced while it loads gives a ModelChangedError; Cancel s
   // and the next request works
   const ok = await c.request('explain', { spec: spec(VGG), method: 'lrp', displayMaxSide: 768 }).result;
   assert.ok(ok.layers.length > 0);
+
+  // a limit the size check lets pass (2 x 537 MB + 256 MB < 1400 MB) but the process outgrows
+  // while it loads and compiles: the client stops it and says so
+  const small = client(1400);
+  await assert.rejects(small.request('explain', { spec: spec(model), method: 'lrp', displayMaxSide: 768 }, { what: 'explaining sample0.png' }).result, (e: Error) => {
+    assert.equal(e.name, 'EngineMemoryError', e.message);
+    assert.match(e.message, /^The engine used \d+ MB while explaining sample0\.png, more than its memory limit of 1400 MB \(setting lrpLens\.engineMemoryMb\)/);
+    return true;
+  });
 });
