@@ -290,7 +290,11 @@ test('VS Code stays responsive while a 553 MB VGG-16 loads and explains', { time
     );
     assert.ok(engineCpuS > 2, `the engine process did the work (${engineCpuS} s CPU)`);
     assert.ok(during.length >= 20, `the probe command ran ${during.length} times during the explanation`);
-    assert.ok(max < MAX_LATENCY_MS, `the slowest probe command took ${max.toFixed(1)} ms (limit ${MAX_LATENCY_MS} ms)`);
+    assert.ok(
+      max < MAX_LATENCY_MS,
+      `the slowest probe command took ${max.toFixed(1)} ms (limit ${MAX_LATENCY_MS} ms); with nothing explained it took up to ` +
+        `${base[base.length - 1].toFixed(1)} ms (load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs)`,
+    );
     assert.equal(await view.locator('#top5 .prediction').count(), 5);
     assert.ok((await heatmapHash(view)).distinct > 50);
   });
