@@ -12,27 +12,14 @@ import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node
 import { dirname, resolve } from 'node:path';
 import { A, Attr, Graph, Node, Tensor, f32 } from '../src/engine/graph/graph';
 import { exportOnnx } from '../src/engine/import/onnx';
-import { seededRandom } from '../src/engine/random';
+import { normalFrom, seededRandom } from '../src/engine/random';
 
 export const DEFAULT_OUT = '.cache/bench/resnet50.onnx';
 
 
 export function buildResNet50(seed = 50): Graph {
   const rand = seededRandom(seed);
-  let spare: number | null = null;
-  const normal = (): number => {
-    if (spare !== null) {
-      const s = spare;
-      spare = null;
-      return s;
-    }
-    let u = 0;
-    while (u === 0) u = rand();
-    const v = rand();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
+  const normal = normalFrom(rand);
   const uniform = (lo: number, hi: number): number => lo + (hi - lo) * rand();
 
   const nodes: Node[] = [];
@@ -146,19 +133,24 @@ export async function verifyModel(path: string): Promise<{ ms: number; min: numb
 
 /** Write the model unless it exists (or `force`); then verify it loads and runs. */
 export async function ensureResNet50(out = DEFAULT_OUT, force = false): Promise<string> {
+  return ensureGenerated('make-resnet50', out, buildResNet50, force);
+}
+
+/** Write a generated model to `out` unless it exists (or `force`); then verify it loads and runs. */
+export async function ensureGenerated(tool: string, out: string, build: () => Graph, force = false): Promise<string> {
   const path = resolve(out);
   if (force || !existsSync(path) || statSync(path).size === 0) {
     const t0 = performance.now();
-    const bytes = exportOnnx(buildResNet50());
+    const bytes = exportOnnx(build());
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path + '.tmp', bytes);
     // rename only after a complete write, so an interrupted run never leaves a truncated model
     renameSync(path + '.tmp', path);
-    process.stderr.write(`make-resnet50: wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(`${tool}: wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }
   const v = await verifyModel(path);
   process.stderr.write(
-    `make-resnet50: ${out} runs in onnxruntime: logits [1, 1000] in [${v.min.toFixed(2)}, ${v.max.toFixed(2)}], ${v.ms.toFixed(1)} ms (first run)\n`,
+    `${tool}: ${out} runs in onnxruntime: logits [1, 1000] in [${v.min.toFixed(2)}, ${v.max.toFixed(2)}], ${v.ms.toFixed(1)} ms (first run)\n`,
   );
   return path;
 }

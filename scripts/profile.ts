@@ -2,7 +2,7 @@
 // by type, and the CPU-time ratio LRP / forward on one thread (steadier than wall time on a busy
 // machine). A tool for the performance work, not a test.
 //
-//   npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N] [--floor]
+//   npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--attention cp|attnlrp] [--no-layers] [--top N] [--floor]
 //
 // --floor measures a lower bound instead: the program with every element-wise op of the relevance
 // pass bypassed (the forward, the transposed convolutions, the sums at forks and MaxPool's
@@ -68,7 +68,7 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
 (async () => {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'no-layers': { type: 'boolean' }, top: { type: 'string' }, floor: { type: 'boolean' } },
+    options: { 'no-layers': { type: 'boolean' }, top: { type: 'string' }, floor: { type: 'boolean' }, attention: { type: 'string' } },
   });
   const [model, ...composites] = positionals;
   if (!model) throw new Error('usage: npx tsx scripts/profile.ts MODEL.onnx [COMPOSITE ...] [--no-layers] [--top N] [--floor]');
@@ -79,7 +79,7 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
   const fwdMs = await cpuMsPerRun(fwd, { [ex.input.name]: x });
   const c = ex.input.channels || 1;
   for (const composite of composites.length ? composites : ['epsilon', 'epsilon-plus-flat']) {
-    const rules = parseRulesConfig({ composite, inputBounds: { low: new Array(c).fill(-2.2), high: new Array(c).fill(2.7) } });
+    const rules = parseRulesConfig({ composite, ...(values.attention ? { attention: values.attention } : {}), inputBounds: { low: new Array(c).fill(-2.2), high: new Array(c).fill(2.7) } });
     const program = compileLrp(ex.graph, ex.shapes, rules, { maps: false, stats: !values['no-layers'] && !values.floor });
     if (values.floor) bypassElementwise(program.graph, ex.graph);
     const dir = mkdtempSync(join(tmpdir(), 'lrp-profile-'));
@@ -97,6 +97,7 @@ async function cpuMsPerRun(s: ort.InferenceSession, feeds: Record<string, ort.Te
     console.log(
       JSON.stringify({
         composite,
+        ...(values.attention ? { attention: values.attention } : {}),
         ...(values.floor ? { floor: true } : {}),
         layers: !values['no-layers'] && !values.floor,
         forwardCpuMs: +fwdMs.toFixed(1),

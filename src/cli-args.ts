@@ -1,5 +1,7 @@
 // Argument helpers shared by the CLI's commands (explain, bench, evaluate).
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BATCH_IMAGE_EXTENSIONS, listImages } from './explain/batch';
 import { BackendChoice } from './backends/backend';
 import { BACKEND_CHOICES } from './backends';
 import { ConfigError } from './engine/config';
@@ -73,6 +75,7 @@ export function rulesFrom(values: Values): Record<string, unknown> {
   if (values.epsilon !== undefined) cfg.epsilon = numberArg('epsilon', values.epsilon as string);
   if (values.gamma !== undefined) cfg.gamma = numberArg('gamma', values.gamma as string);
   if (values.init !== undefined) cfg.init = values.init;
+  if (values.attention !== undefined) cfg.attention = values.attention;
   return cfg;
 }
 
@@ -101,6 +104,19 @@ export function parseSize(v: string | undefined): [number, number] | undefined {
   const m = /^(\d+)x(\d+)$/i.exec(v.trim());
   if (!m) throw new UsageError(`--size: expected WxH, e.g. 224x224, got '${v}'`);
   return [Number(m[1]), Number(m[2])];
+}
+
+/** The images of an `--images DIR` folder, checked for a batch that writes into `--out DIR`. */
+export function folderImages(dir: string, outDir: string): string[] {
+  let files: string[];
+  try {
+    files = listImages(dir);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!files.length) throw new UsageError(`${dir}: no images (${BATCH_IMAGE_EXTENSIONS.join(', ')})`);
+  if (resolve(outDir) === resolve(dir)) throw new UsageError('--out: use another folder than --images');
+  return files;
 }
 
 /** Read the --input .npy (before the model loads: its shape fixes a model's open dimensions). */

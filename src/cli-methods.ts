@@ -21,7 +21,8 @@ export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE
       gradient-input, gradcam, cam or random
   lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
       [--steps K] [--patch P] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
-      [--layer NODE] [--rules FILE.json] [--size WxH] [--preset ...] [--mean a,b,c] [--std a,b,c] [--bgr]
+      [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [--size WxH] [--preset ...]
+      [--mean a,b,c] [--std a,b,c] [--bgr]
       [--out-json S.json] [--backend ...]`;
 
 /** `--method NAME` of `explain`: undefined for plain LRP (the existing path). */
@@ -95,6 +96,7 @@ const EVALUATE_OPTIONS = {
   rules: { type: 'string' },
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
+  attention: { type: 'string' },
   preset: { type: 'string' },
   size: { type: 'string' },
   mean: { type: 'string' },

@@ -1,6 +1,6 @@
 // lrp-lens: the engine headless. `lrp-lens explain ...`, `lrp-lens bench ...`.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join as joinPath, resolve as resolvePath } from 'node:path';
+import { join as joinPath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RulesConfig, parseRulesConfig } from './engine/config';
 import { Explainer } from './explain/explainer';
@@ -10,11 +10,14 @@ import { PreprocessOptions, inputBoundsFor, loadImageTensor } from './engine/io/
 import { labelFor, parseLabels } from './engine/io/labels';
 import { writeNpy } from './engine/io/npy';
 import { explanationSummary, topPredictions } from './explain/summary';
-import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames, listImages } from './explain/batch';
+import { BatchProgress, BatchRow, batchRowCsv, CSV_HEADER, csvLine, heatmapNames } from './explain/batch';
 
+import { channelMask, conditionLayer, conditionalRelevance } from './explain/concepts';
+import { CONCEPTS_USAGE, conceptsCommand, explainCondition, parseConditionArg } from './cli-concepts';
 import { METHODS_USAGE, evaluateCommand, explainWithMethod, methodArg } from './cli-methods';
 import {
   UsageError,
+  folderImages,
   loadOptionsFrom,
   readInputNpy,
   joinNegativeNumbers,
@@ -27,14 +30,18 @@ import {
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] [--preset imagenet|unit|symmetric|raw] [--size WxH]
-      [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
+      [--init logit|one-hot] [--attention cp|attnlrp] [--preset imagenet|unit|symmetric|raw]
+      [--size WxH] [--mean a,b,c] [--std a,b,c] [--bgr] [--labels FILE]
       [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json]
-      [--backend auto|onnxruntime|tfjs] [--stability]
+      [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
+      (--condition: the relevance through those channels of LAYER, a node name; with topK one
+      map per channel, files named -c<channel>; shares in --out-json)
   lrp-lens explain --model M --images DIR --out DIR [the rule and preprocessing flags above]
       (one heatmap PNG per image and summary.csv in --out)
   lrp-lens bench --model M [--composite NAME] [--runs N] [--backend ...] [--input X.npy]
-${METHODS_USAGE}`;
+      [--condition LAYER] (also times conditional maps of that layer)
+${METHODS_USAGE}
+${CONCEPTS_USAGE}`;
 
 const EXPLAIN_OPTIONS = {
   model: { type: 'string' },
@@ -48,6 +55,7 @@ const EXPLAIN_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   init: { type: 'string' },
+  attention: { type: 'string' },
   preset: { type: 'string' },
   size: { type: 'string' },
   mean: { type: 'string' },
@@ -62,6 +70,7 @@ const EXPLAIN_OPTIONS = {
   method: { type: 'string' },
   layer: { type: 'string' },
   stability: { type: 'boolean' },
+  condition: { type: 'string' },
 } as const;
 
 const NUMERIC_FLAGS = new Set(['--target', '--epsilon', '--gamma', '--runs', '--mean', '--std']);
@@ -133,6 +142,23 @@ async function explainCommand(args: string[]): Promise<void> {
       });
     await ex.releaseForward(); // timed only: the LRP program computes the logits itself
     const e = await ex.explain(x, { target, rules });
+    if (values.condition !== undefined) {
+      const cond = await explainCondition(ex, x, parseConditionArg(values.condition), {
+        rules,
+        target: e.target,
+        outRelevance: values['out-relevance'],
+        outHeatmap: values['out-heatmap'],
+        original,
+      });
+      const summary = { ...explanationSummary({ model: values.model, backend: ex.backendDetail, rules, labels, explanation: e, timings: { loadMs, forwardMs, lrpMs: e.timings.lrpMs } }), condition: cond };
+      if (values['out-json']) writeFileSync(values['out-json'], JSON.stringify(summary, null, 2) + '\n');
+      for (const m of cond.maps)
+        process.stdout.write(
+          `${values.image ?? values.input}: target ${e.target} (${labelFor(labels, e.target)}), ${cond.layer} channel${m.channels.length === 1 ? '' : 's'} ${m.channels.join(',')}: ` +
+            `relevance ${m.relevance.toFixed(4)} (${(m.share * 100).toFixed(1)}% of the layer's ${cond.layerRelevance.toFixed(4)}), input relevance sum ${m.inputRelevanceSum.toFixed(4)}\n`,
+        );
+      return;
+    }
 
     if (values['out-relevance']) writeFileSync(values['out-relevance'], writeNpy(e.relevance));
     if (values['out-heatmap']) {
@@ -182,14 +208,7 @@ async function explainFolderCommand(values: ReturnType<typeof parseOptions>['val
     if (values[f] !== undefined) throw new UsageError(`explain: --${f} cannot be combined with --images`);
   const dir = values.images;
   const outDir = values.out;
-  let files: string[];
-  try {
-    files = listImages(dir);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (!files.length) throw new UsageError(`${dir}: no images (png, jpg, jpeg, webp, gif, tif, tiff, bmp)`);
-  if (resolvePath(outDir) === resolvePath(dir)) throw new UsageError('--out: use another folder than --images');
+  const files = folderImages(dir, outDir);
   const rawRules = rulesFrom(values);
   const rulesWhere = (values.rules as string | undefined) ?? 'rules';
   parseRulesConfig(rawRules, rulesWhere);
@@ -304,6 +323,7 @@ async function benchCommand(args: string[]): Promise<void> {
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     await ex.explain(x, { rules }); // warm-up of the program with per-layer sums
     for (let i = 0; i < runs; i++) await timed(() => ex.explain(x, { rules }), lrpLayers);
+    const condition = values.condition === undefined ? undefined : await benchCondition(ex, x, rules, values.condition, runs);
     const forwardMs = median(fwd);
     const lrpMs = median(lrp);
     const lrpWithLayersMs = median(lrpLayers);
@@ -319,11 +339,37 @@ async function benchCommand(args: string[]): Promise<void> {
       lrpWithLayersOverForward: round(lrpWithLayersMs / forwardMs),
       peakRssMb: round(peakRssMb),
       peakRssWithLayersMb: round(process.resourceUsage().maxRSS / 1024),
+      ...(condition ? { condition: { ...condition, oneOverLrp: round(condition.oneMs / lrpMs) } } : {}),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
   } finally {
     await ex.dispose();
   }
+}
+
+/**
+ * `bench --condition LAYER`: one conditional map (issue 12) against the LRP pass, and eight
+ * channels in one batched run against eight single runs. Medians of `runs`; the programs are
+ * compiled once before timing.
+ */
+async function benchCondition(ex: Explainer, x: Tensor, rules: RulesConfig, layer: string, runs: number) {
+  const { channels } = conditionLayer(ex, layer);
+  const eight = Array.from({ length: 8 }, (_, i) => channelMask(channels, [i % channels]));
+  const one = (masks: Float32Array[], maxBatch: number) => conditionalRelevance(ex, x, { rules, layer, masks, maxBatch });
+  const timeIt = async (f: () => Promise<unknown>): Promise<number> => {
+    await f(); // warm-up: compiles the program
+    const ts: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      await f();
+      ts.push(performance.now() - t);
+    }
+    return median(ts);
+  };
+  const oneMs = await timeIt(() => one([eight[0]], 1));
+  const singlesMs = await timeIt(() => one(eight, 1));
+  const batchedMs = await timeIt(() => one(eight, 8));
+  return { layer, channels, oneMs: round(oneMs), eightSinglesMs: round(singlesMs), eightBatchedMs: round(batchedMs), batchedOverSingles: round(batchedMs / singlesMs) };
 }
 
 function round(v: number): number {
@@ -336,6 +382,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'explain') await explainCommand(rest);
     else if (cmd === 'bench') await benchCommand(rest);
     else if (cmd === 'evaluate') await evaluateCommand(rest);
+    else if (cmd === 'concepts') await conceptsCommand(rest);
     else if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 2 : 0;

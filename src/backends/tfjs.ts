@@ -673,8 +673,19 @@ const scatterElements: OpImpl = (c) => {
   const rank = data.rank;
   const axis = normAxis(attrInt(c.node, 'axis', 0), rank);
   const reduction = attrString(c.node, 'reduction', 'none');
-  const shape = indices.shape;
   const idx = wrapIndex(indices, dims(data)[axis]);
+  const full = tf.reshape(elementCoords(idx, axis, rank), [-1, rank]);
+  const upd = tf.reshape(updates, [-1]);
+  let y: tf.Tensor;
+  if (reduction === 'add') y = tf.add(data, tf.scatterND(full, upd, data.shape));
+  else if (reduction === 'none') y = tf.tensorScatterUpdate(data, full, upd);
+  else return fail(c, `reduction '${reduction}' is not supported`);
+  return [val(y, inp(c, 0).dtype)];
+};
+
+/** Coordinates [.., rank] for gatherND/scatterND: `idx` along `axis`, the element's own index elsewhere. */
+function elementCoords(idx: tf.Tensor, axis: number, rank: number): tf.Tensor {
+  const shape = idx.shape;
   const coords: tf.Tensor[] = [];
   for (let a = 0; a < rank; a++) {
     if (a === axis) coords.push(idx);
@@ -684,16 +695,18 @@ const scatterElements: OpImpl = (c) => {
       coords.push(tf.broadcastTo(tf.reshape(tf.range(0, shape[a], 1, 'int32'), s), shape));
     }
   }
-  const full = tf.reshape(tf.stack(coords, rank), [-1, rank]);
-  const upd = tf.reshape(updates, [-1]);
-  let y: tf.Tensor;
-  if (reduction === 'add') y = tf.add(data, tf.scatterND(full, upd, data.shape));
-  else if (reduction === 'none') y = tf.tensorScatterUpdate(data, full, upd);
-  else return fail(c, `reduction '${reduction}' is not supported`);
-  return [val(y, inp(c, 0).dtype)];
+  return tf.stack(coords, rank);
+}
+
+const gatherElements: OpImpl = (c) => {
+  const data = logical(inp(c, 0));
+  const axis = normAxis(attrInt(c.node, 'axis', 0), data.rank);
+  const idx = wrapIndex(logical(inp(c, 1)), dims(data)[axis]);
+  return [val(tf.gatherND(data, elementCoords(idx, axis, data.rank)), inp(c, 0).dtype)];
 };
 
 const OPS: Record<string, OpImpl> = {
+  GatherElements: gatherElements,
   Conv: conv,
   ConvTranspose: convTranspose,
   Gemm: (c) => {
@@ -795,6 +808,28 @@ const OPS: Record<string, OpImpl> = {
       return [same(v, t)];
     }
     return [same(v, tf.minimum(tf.maximum(v.t, lo), hi))];
+  },
+  Erf: unary(tf.erf),
+  Gelu: unary((x, c) => {
+    if (attrString(c.node, 'approximate', 'none') === 'tanh') {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  }),
+  LayerNormalization: (c) => {
+    // y = (x - mean) * invStdDev * scale + bias over the axes from `axis` on; outputs Y, Mean, InvStdDev
+    const x = logical(inp(c, 0));
+    const axis = normAxis(attrInt(c.node, 'axis', -1), x.rank);
+    const eps = attrInt(c.node, 'epsilon', 1e-5);
+    const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
+    const mean = tf.mean(x, axes, true);
+    const d = tf.sub(x, mean);
+    const inv = tf.rsqrt(tf.add(tf.mean(tf.square(d), axes, true), eps));
+    let y = tf.mul(tf.mul(d, inv), logical(inp(c, 1)));
+    const bias = opt(c, 2);
+    if (bias) y = tf.add(y, logical(bias));
+    return [val(y, 'float32'), val(mean, 'float32'), val(inv, 'float32')];
   },
   Softmax: softmaxLike((t) => tf.softmax(t)),
   LogSoftmax: softmaxLike((t) => tf.logSoftmax(t)),

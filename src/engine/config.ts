@@ -54,6 +54,10 @@ export interface Override extends RuleParams {
   rule: RuleName;
 }
 
+/** How attention is explained (spec section 7): CP-LRP (softmax output constant) or AttnLRP. */
+export const ATTENTION_MODES = ['cp', 'attnlrp'] as const;
+export type AttentionMode = (typeof ATTENTION_MODES)[number];
+
 export interface RulesConfig {
   composite: CompositeName;
   epsilon: number;
@@ -63,6 +67,8 @@ export interface RulesConfig {
   init: 'logit' | 'one-hot';
   inputBounds?: { low: number[]; high: number[] };
   overrides: Override[];
+  /** `cp` (default): a Softmax inside the network is a constant; `attnlrp`: AttnLRP's rules. */
+  attention: AttentionMode;
 }
 
 export const DEFAULT_RULES: RulesConfig = {
@@ -73,6 +79,7 @@ export const DEFAULT_RULES: RulesConfig = {
   zeroBias: false,
   init: 'logit',
   overrides: [],
+  attention: 'cp',
 };
 
 export class ConfigError extends Error {
@@ -128,6 +135,7 @@ const TOP_KEYS = new Set([
   'init',
   'inputBounds',
   'overrides',
+  'attention',
 ]);
 
 /**
@@ -156,6 +164,13 @@ export function parseRulesConfig(raw: unknown, where = 'rules'): RulesConfig {
     if (raw.init !== 'logit' && raw.init !== 'one-hot')
       throw new ConfigError(`${where}: 'init' must be "logit" or "one-hot" (got ${JSON.stringify(raw.init)})`);
     cfg.init = raw.init;
+  }
+  if (raw.attention !== undefined) {
+    if (typeof raw.attention !== 'string' || !(ATTENTION_MODES as readonly string[]).includes(raw.attention))
+      throw new ConfigError(
+        `${where}: 'attention' must be one of ${ATTENTION_MODES.map((m) => `"${m}"`).join(', ')} (got ${JSON.stringify(raw.attention)})`,
+      );
+    cfg.attention = raw.attention as AttentionMode;
   }
   if (raw.inputBounds !== undefined) {
     if (!isObj(raw.inputBounds)) throw new ConfigError(`${where}: 'inputBounds' must be an object {low, high}`);

@@ -19,6 +19,12 @@ export interface LayerRelevance {
   map?: { height: number; width: number; data: Float32Array };
   /** Relevance per input channel (per feature for dense layers); only when maps were requested. */
   channelSums?: Float32Array;
+  /**
+   * Relevance per token (summed over the features) when the node's input is a token tensor
+   * [1, T, D] of a transformer (index 0 is the first token, e.g. the class token); only when maps
+   * were requested.
+   */
+  tokenSums?: Float32Array;
 }
 
 export interface Explanation {

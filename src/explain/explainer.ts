@@ -238,6 +238,7 @@ export class Explainer {
         layer.map = { height, width, data: m.data as Float32Array };
       }
       if (l.channelOutput) layer.channelSums = out[l.channelOutput].data as Float32Array;
+      if (l.tokenOutput) layer.tokenSums = out[l.tokenOutput].data as Float32Array;
       return layer;
     });
     return {

@@ -104,14 +104,64 @@ export interface FeatureLayer {
   tensor: string;
   /** Channel axis of the feature map. */
   channelAxis: number;
+  /**
+   * A token tensor [1, T, D] of a vision transformer: after `skip` leading tokens (class,
+   * distillation), the patch tokens laid out as the height x width patch grid, channels last.
+   */
+  tokens?: { skip: number; height: number; width: number };
+}
+
+/**
+ * The patch grid of a token model: the spatial size of the patch-embedding Conv (the first Conv
+ * with a spatial output) when its output becomes a token tensor [1, h*w, D].
+ */
+function patchGrid(order: Node[], dims: (t: string) => number[] | undefined): { height: number; width: number } | null {
+  const conv = order.find((n) => n.opType === 'Conv' && (dims(n.outputs[0]) ?? []).length === 4);
+  if (!conv) return null;
+  const [, , h, w] = dims(conv.outputs[0]) as number[];
+  return h > 1 && w > 1 ? { height: h, width: w } : null;
+}
+
+/** How a [1, T, D] tensor maps onto the patch grid (T = skip + h*w, up to 4 leading tokens), or null. */
+function tokenLayout(d: number[] | undefined, grid: { height: number; width: number } | null): FeatureLayer['tokens'] | null {
+  if (!grid || !d || d.length !== 3 || d[0] !== 1) return null;
+  const skip = d[1] - grid.height * grid.width;
+  return skip >= 0 && skip <= 4 ? { skip, ...grid } : null;
+}
+
+/**
+ * Grad-CAM's layer in a vision transformer: the last LayerNormalization whose output is a token
+ * tensor on the patch grid and still feeds an attention Softmax (the last block's first norm, as
+ * usual for ViTs: after it, only the class token reaches the head, so later patch tokens have no
+ * gradient). Null for models without attention.
+ */
+function transformerLayer(graph: Graph, order: Node[], dims: (t: string) => number[] | undefined): FeatureLayer | null {
+  const grid = patchGrid(order, dims);
+  if (!grid) return null;
+  const feedsSoftmax = new Set<string>();
+  const cons = consumers(graph);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i];
+    const reaches = n.opType === 'Softmax' || n.outputs.some((o) => (cons.get(o) ?? []).length && feedsSoftmax.has(o));
+    if (reaches) for (const x of n.inputs) if (x) feedsSoftmax.add(x);
+  }
+  let found: FeatureLayer | null = null;
+  for (const n of order) {
+    if (n.opType !== 'LayerNormalization' || !feedsSoftmax.has(n.outputs[0])) continue;
+    const tokens = tokenLayout(dims(n.outputs[0]), grid);
+    if (tokens) found = { node: n.name, tensor: n.outputs[0], channelAxis: 3, tokens };
+  }
+  return found;
 }
 
 /**
  * Grad-CAM's feature map. With `name`: the output of the node of that name (or the tensor of that
- * name), taken as [N, C, H, W] (ONNX Conv layout). Default: the last Conv whose output has
- * H, W > 1, followed through its activation and a residual Add while the shape stays the same,
- * so the map is the rectified block output (VGG: the ReLU after the last Conv; ResNet: the
- * last block's ReLU after the addition), as in Selvaraju et al.
+ * name), taken as [N, C, H, W] (ONNX Conv layout), or as patch tokens [1, T, D] on a vision
+ * transformer. Default on a vision transformer: see transformerLayer. Otherwise: the last Conv
+ * whose output has H, W > 1 (or a residual Add of such maps after it: a ConvNeXt stage's output),
+ * followed through its activation and a residual Add while the shape stays the same, so the map
+ * is the rectified block output (VGG: the ReLU after the last Conv; ResNet: the last block's ReLU
+ * after the addition), as in Selvaraju et al.
  */
 export function gradcamLayer(graph: Graph, shapes: Shapes, name?: string): FeatureLayer {
   const dims = (t: string) => shapes.get(t)?.dims;
@@ -126,16 +176,25 @@ export function gradcamLayer(graph: Graph, shapes: Shapes, name?: string): Featu
       );
     }
     const d = dims(tensor);
+    const tokens = tokenLayout(d, patchGrid(order, dims));
+    if (tokens) return { node: n ? n.name : name, tensor, channelAxis: 3, tokens };
     if (!d || d.length !== 4)
       throw new ModelError(
-        `${graph.source}: --layer '${name}': Grad-CAM needs a spatial feature map [N, C, H, W], but its output has shape [${(d ?? []).join(', ')}]`,
+        `${graph.source}: --layer '${name}': Grad-CAM needs a spatial feature map [N, C, H, W] or patch tokens [1, T, D], but its output has shape [${(d ?? []).join(', ')}]`,
       );
     return { node: n ? n.name : name, tensor, channelAxis: 1 };
   }
+  const vit = transformerLayer(graph, order, dims);
+  if (vit) return vit;
+  // the last Conv with a spatial output, or a later residual Add of spatial maps (a ConvNeXt
+  // stage ends in one, after its depthwise Conv and the per-pixel MLP)
   let conv: Node | undefined;
   for (const n of order) {
     const d = dims(n.outputs[0]);
-    if (n.opType === 'Conv' && d && d.length === 4 && d[2] > 1 && d[3] > 1) conv = n;
+    const spatial = !!d && d.length === 4 && d[2] > 1 && d[3] > 1;
+    const residual =
+      n.opType === 'Add' && n.inputs.length === 2 && n.inputs.every((i) => !graph.initializers.has(i) && (dims(i) ?? []).join() === (d ?? []).join());
+    if (spatial && (n.opType === 'Conv' || (conv && residual))) conv = n;
   }
   if (!conv) throw new ModelError(`${graph.source}: gradcam: the model has no Conv layer with a spatial output (H, W > 1)`);
   const cons = consumers(graph);
@@ -352,7 +411,15 @@ export async function attribute(host: MethodHost, x: Tensor, opts: AttributeOpti
     case 'cam': {
       const layer = m === 'gradcam' ? gradcamLayer(host.graph, host.shapes, opts.layer) : camLayer(host.graph, host.shapes, host.modelPath);
       const r = await runGradient(host, x, opts.target, false, [layer.tensor]);
-      const { value: Av, grad: G, dims } = r.taps[0];
+      let { value: Av, grad: G, dims } = r.taps[0];
+      if (layer.tokens) {
+        // the patch tokens as a [1, h, w, D] map
+        const { skip, height, width } = layer.tokens;
+        const D = dims[2];
+        Av = Av.subarray(skip * D);
+        G = G.subarray(skip * D);
+        dims = [1, height, width, D];
+      }
       let small: AttributionMap;
       if (m === 'gradcam') {
         // alpha_c = mean of dlogit/dA_c over the map; ReLU(sum_c alpha_c A_c)

@@ -13,6 +13,7 @@ import { EngineClient } from '../../src/host/engineClient';
 import { EngineService } from '../../src/explain/server/service';
 import type { ImageSpec } from '../../src/explain/server/protocol';
 import { exportOnnx } from '../../src/engine/import/onnx';
+import { parseRulesConfig } from '../../src/engine/config';
 import { buildVgg16 } from '../../scripts/make-vgg16';
 import { REFERENCE_DIR, REPO_DIR } from '../helpers';
 
@@ -35,7 +36,7 @@ function spec(modelPath: string, extra: Partial<ImageSpec> = {}): ImageSpec {
     modelPath,
     backend: 'onnxruntime',
     preprocessing: { preset: 'imagenet', channelOrder: 'rgb' },
-    rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25, stabilizer: 1e-6, zeroBias: false, init: 'logit', overrides: [] },
+    rules: parseRulesConfig({ composite: 'epsilon-plus-flat' }),
     imagePath: IMAGE,
     ...extra,
   };

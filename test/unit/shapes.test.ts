@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { A, Attr, DType, Dim, Graph, ModelError, Node, Tensor, f32, i64, numel, toNumbers } from '../../src/engine/graph/graph';
 import { exportOnnx, importOnnx } from '../../src/engine/import/onnx';
-import { TensorInfo, foldConstants, inferShapes } from '../../src/engine/graph/shapes';
+import { TensorInfo, inferShapes } from '../../src/engine/graph/shapes';
+import { foldConstants } from '../../src/engine/graph/fold';
 import { REFERENCE_DIR, REFERENCE_MODELS, readNpyF32 } from '../helpers';
 
 const FIXTURES = REFERENCE_DIR;
@@ -369,6 +370,30 @@ describe('foldConstants', () => {
     sameOutputs(await runGraph(g, feeds), before);
   });
 
+  it('folds window-count and padding arithmetic (Mod, Sub, Max, Tile, Less, Not, Pad of constants)', async () => {
+    // pad H and W up to a multiple of 4, as window attention does: pad = (4 - H % 4) % 4
+    const b = new Builder([{ name: 'x', dtype: 'float32', shape: [1, 2, 5, 7] }]);
+    const s = b.one('Shape', ['x']);
+    const hw = b.one('Slice', [s, b.ints('s2', [2]), b.ints('s4', [4])]);
+    const four = b.ints('four', [4], []);
+    const pad = b.one('Mod', [b.one('Sub', [four, b.one('Mod', [hw, four])]), four]);
+    const kept = b.one('Max', [pad, b.ints('zero', [0], [])]);
+    const ok = b.one('Not', [b.one('Less', [kept, b.ints('zero2', [0], [])])]);
+    const used = b.one('Where', [ok, kept, b.ints('zeros2', [0, 0])]);
+    const zeros = b.one('Tile', [b.ints('z1', [0]), b.ints('reps', [4])]);
+    const pads = b.one('Concat', [b.one('Slice', [zeros, b.ints('a0', [0]), b.ints('a2', [2])]), b.ints('zz', [0, 0]), b.one('Slice', [zeros, b.ints('b0', [0]), b.ints('b2', [2])]), used], { axis: A.int(0) });
+    const padded = b.one('Pad', [b.floats('c', [1, 1, 1, 1]), b.ints('cp', [0, 0, 1, 1, 0, 0, 0, 0])]);
+    const y = b.one('Add', [b.one('Pad', ['x', pads]), b.one('ReduceSum', [padded], { keepdims: A.int(1) })]);
+    const g = b.graph([y]);
+    const feeds = { x: feed([1, 2, 5, 7]) };
+    const before = await runGraph(g, feeds);
+    foldConstants(g);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Pad', 'Add']);
+    assert.deepEqual(toNumbers(g.initializers.get(g.nodes[0].inputs[1])!), [0, 0, 0, 0, 0, 0, 3, 1]);
+    sameOutputs(await runGraph(g, feeds), before);
+    assert.deepEqual(before[0].dims, [1, 2, 8, 8]);
+  });
+
   it('folds Range, Equal and Where used for shape arithmetic', async () => {
     const b = new Builder([{ name: 'x', dtype: 'float32', shape: [2, 6] }]);
     const r = b.one('Range', [b.ints('r0', [0], []), b.ints('r1', [2], []), b.ints('r2', [1], [])]);
@@ -382,5 +407,22 @@ describe('foldConstants', () => {
     assert.deepEqual(toNumbers(g.initializers.get(g.nodes[0].inputs[1])!), [-1, 3]);
     sameOutputs(await runGraph(g, { x: feed([2, 6]) }), before);
     assert.deepEqual(before[0].dims, [4, 3]);
+  });
+
+  it('folds ScatterND on constants (a Swin attention mask built by slice assignments)', async () => {
+    // mask = zeros(4, 4); mask[1] = row; mask[-1, 2] = 7  (an index pair addresses one element)
+    const b = new Builder([{ name: 'x', dtype: 'float32', shape: [4, 4] }]);
+    const zeros = b.one('ConstantOfShape', [b.ints('hw', [4, 4])], { value: A.tensor(f32([1], [0])) });
+    const rows = b.one('ScatterND', [zeros, b.ints('rows', [1], [1, 1]), b.floats('row', [1, 4])]);
+    const mask = b.one('ScatterND', [rows, b.ints('cell', [-1, 2], [1, 2]), b.init('seven', f32([1], [7]))]);
+    const y = b.one('Add', ['x', mask]);
+    const g = b.graph([y]);
+    const before = await runGraph(g, { x: feed([4, 4]) });
+    foldConstants(g);
+    assert.deepEqual(g.nodes.map((n) => n.opType), ['Add']);
+    const folded = toNumbers(g.initializers.get(g.nodes[0].inputs[1])!);
+    assert.equal(folded[3 * 4 + 2], 7);
+    assert.deepEqual(folded.slice(0, 4), [0, 0, 0, 0]);
+    sameOutputs(await runGraph(g, { x: feed([4, 4]) }), before);
   });
 });

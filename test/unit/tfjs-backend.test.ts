@@ -149,6 +149,18 @@ const cases: Case[] = [
   afterConv('AveragePool ceil include pad', (c) => [N('AveragePool', [c], ['y'], { kernel_shape: A.ints([3, 3]), strides: A.ints([2, 2]), pads: A.ints([1, 1, 1, 1]), ceil_mode: A.int(1), count_include_pad: A.int(1) })]),
   afterConv('GlobalAveragePool', (c) => [N('GlobalAveragePool', [c])]),
   afterConv('GlobalMaxPool', (c) => [N('GlobalMaxPool', [c])]),
+  // ---- transformer ops (spec section 7) ----
+  { name: 'LayerNormalization with Mean and InvStdDev', feeds: { x: randn([2, 5, 6], r, 2) }, inits: { g: randn([6], r), b: randn([6], r) }, nodes: [N('LayerNormalization', ['x', 'g', 'b'], ['y', 'm', 'is'], { axis: A.int(-1), epsilon: A.float(1e-5) })], outputs: ['y', 'm', 'is'] },
+  { name: 'LayerNormalization over two axes, no bias', feeds: { x: randn([2, 3, 4], r) }, inits: { g: randn([3, 4], r) }, nodes: [N('LayerNormalization', ['x', 'g'], ['y'], { axis: A.int(1) })], outputs: ['y'] },
+  { name: 'Gelu exact', feeds: { x: randn([3, 8], r, 2) }, nodes: [N('Gelu', ['x'])], outputs: ['y'] },
+  { name: 'Gelu tanh', feeds: { x: randn([3, 8], r, 2) }, nodes: [N('Gelu', ['x'], ['y'], { approximate: A.string('tanh') })], outputs: ['y'] },
+  { name: 'Erf', feeds: { x: randn([3, 8], r, 2) }, nodes: [N('Erf', ['x'])], outputs: ['y'] },
+  { name: 'MatMul of two activations, batched', feeds: { a: randn([4, 5, 3], r), b: randn([4, 3, 5], r) }, nodes: [N('MatMul', ['a', 'b'])], outputs: ['y'] },
+  { name: 'MatMul of two activations, broadcast batch', feeds: { a: randn([2, 4, 5, 3], r), b: randn([4, 3, 2], r) }, nodes: [N('MatMul', ['a', 'b'])], outputs: ['y'] },
+  { name: 'Gather repeated indices', feeds: { x: randn([2, 5, 3], r) }, inits: { i: i64([4], [0, 4, -1, 2]) }, nodes: [N('Gather', ['x', 'i'], ['y'], { axis: A.int(1) })], outputs: ['y'] },
+  { name: 'GatherElements', feeds: { x: randn([3, 4], r) }, inits: { i: i64([3, 2], [0, 3, 1, 1, -1, 2]) }, nodes: [N('GatherElements', ['x', 'i'], ['y'], { axis: A.int(1) })], outputs: ['y'] },
+  { name: 'Tile', feeds: { x: randn([2, 3], r) }, inits: { k: i64([2], [2, 3]) }, nodes: [N('Tile', ['x', 'k'])], outputs: ['y'] },
+  { name: 'Slice reverse', feeds: { x: randn([2, 7], r) }, inits: { st: i64([1], [-1]), en: i64([1], [-(2 ** 62)]), ax: i64([1], [1]), sp: i64([1], [-1]) }, nodes: [N('Slice', ['x', 'st', 'en', 'ax', 'sp'])], outputs: ['y'] },
   // ---- argmax / one-hot ----
   { name: 'ArgMax OneHot', feeds: { x: randn([2, 6], r) }, inits: { d: i64([], [6]), v: f32([2], [0, 1]) }, nodes: [N('ArgMax', ['x'], ['a'], { axis: A.int(1), keepdims: A.int(0) }), N('OneHot', ['a', 'd', 'v'], ['y'], { axis: A.int(-1) })], outputs: ['y'] },
   { name: 'OneHot axis 0', feeds: { x: randn([3], r) }, inits: { d: i64([], [4]), v: f32([2], [-1, 2]), k: i64([3], [1, 3, -1]) }, nodes: [N('OneHot', ['k', 'd', 'v'], ['y'], { axis: A.int(0) })], outputs: ['y'] },
@@ -204,7 +216,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Explainer } from '../../src/explain/explainer';
 import { parseRulesConfig } from '../../src/engine/config';
-import { REFERENCE_DIR, readNpyFile, ulpSensitivity } from '../helpers';
+import { FIXTURES_DIR, REFERENCE_DIR, readNpyFile, ulpSensitivity } from '../helpers';
 import { emotionModel, relL2 } from './tfjs-util';
 
 interface RefCase {
@@ -281,6 +293,32 @@ test('the ill-conditioned fixtures are a float32 limit: one ulp of input noise m
   const s = await ulpSensitivity(async (v) => (await e.explain(v, { target: c.target, rules })).relevance.data as Float32Array, x);
   t.diagnostic(`${c.id}: one-ulp sensitivity ${s.toExponential(2)} (float32Noise ${c.float32Noise.toExponential(2)})`);
   assert.ok(s < 1e-4 && s < 20 * c.float32Noise, `${c.id}: one-ulp sensitivity ${s.toExponential(2)}`);
+});
+
+// transformers and modern CNNs (spec section 7): within max(1e-4, 3 x the one-ulp sensitivity of
+// onnxruntime's own result), the float32 limit `--stability` measures
+test('tfjs and onnxruntime backends agree on every transformer / modern CNN fixture', async (t) => {
+  const dir = path.join(FIXTURES_DIR, 'lrp-reference-modern');
+  const modern = (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { cases: RefCase[] }).cases;
+  assert.ok(modern.length >= 13);
+  const bad: string[] = [];
+  for (const c of modern) {
+    const model = path.resolve(dir, c.model);
+    const x = readNpyFile(path.resolve(dir, c.input));
+    const rules = parseRulesConfig(c.rules);
+    const [a, b] = await Promise.all([explainer(model, 'tfjs'), explainer(model, 'onnxruntime')]);
+    const ra = await a.explain(x, { target: c.target, rules });
+    const rb = await b.explain(x, { target: c.target, rules });
+    const d = relL2(ra.relevance.data as Float32Array, rb.relevance.data as Float32Array);
+    let bound = 1e-4;
+    if (d > bound) {
+      const s = await ulpSensitivity(async (v) => (await b.explain(v, { target: c.target, rules })).relevance.data as Float32Array, x);
+      bound = Math.max(bound, 3 * s);
+    }
+    t.diagnostic(`${c.id}: relL2 ${d.toExponential(2)} (bound ${bound.toExponential(2)})`);
+    if (d > bound) bad.push(`${c.id}: ${d.toExponential(2)} > ${bound.toExponential(2)}`);
+  }
+  assert.deepEqual(bad, []);
 });
 
 test('tfjs and onnxruntime backends agree on a real tf.js model (emotion GraphModel, NHWC relevance)', async () => {

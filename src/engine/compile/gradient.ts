@@ -12,7 +12,7 @@ import { GraphBuilder } from '../graph/builder';
 import { reduceMeanGeometry } from '../graph/geometry';
 import { nameOutput, nameTargetOutputs, programGraph, selectTarget } from './program';
 import { parseRulesConfig } from '../config';
-import { Graph, ModelError, Node, asFloat32, attrInt, consumers, f32, numel, pruneDead, topoSort } from '../graph/graph';
+import { A, Graph, ModelError, Node, asFloat32, attrInt, consumers, f32, numel, pruneDead, topoSort } from '../graph/graph';
 import {
   Ctx,
   Handler,
@@ -25,8 +25,10 @@ import {
   globalMaxPoolHandler,
   maxPoolHandler,
   passHandler,
+  swapLast,
   unbroadcast,
 } from './lrp';
+import { layerNormAxes } from './ops/normalisation';
 
 export const GRAD_INPUT = 'grad_input';
 
@@ -201,6 +203,75 @@ const batchNormGrad: Handler = (ctx, n, R) => {
   return [ctx.b.mul(R[0], ctx.b.constant(f32(shape, s), 'bn_scale'))];
 };
 
+const geluGrad: Handler = (ctx, n, R) => {
+  if (!R[0]) return [];
+  const { b } = ctx;
+  const x = n.inputs[0];
+  const half = b.scalar(0.5);
+  let d: string;
+  if (n.attrs.approximate?.type === 'string' && n.attrs.approximate.value === 'tanh') {
+    // y = x/2 (1 + t), t = tanh(k (x + c x^3)): y' = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 c x^2)
+    const k = Math.sqrt(2 / Math.PI);
+    const c = 0.044715;
+    const x2 = b.mul(x, x);
+    const t = b.op('Tanh', [b.mul(b.add(x, b.mul(b.mul(x2, x), b.scalar(c))), b.scalar(k))]);
+    const inner = b.mul(b.add(one(ctx), b.mul(x2, b.scalar(3 * c))), b.scalar(k));
+    d = b.add(b.mul(b.add(one(ctx), t), half), b.mul(b.mul(b.mul(x, half), b.sub(one(ctx), b.mul(t, t))), inner));
+  } else {
+    // y = x Phi(x): y' = Phi(x) + x phi(x)
+    const cdf = b.mul(b.add(one(ctx), b.op('Erf', [b.mul(x, b.scalar(Math.SQRT1_2))])), half);
+    const pdf = b.mul(b.op('Exp', [b.mul(b.mul(x, x), b.scalar(-0.5))]), b.scalar(1 / Math.sqrt(2 * Math.PI)));
+    d = b.add(cdf, b.mul(x, pdf));
+  }
+  return [b.mul(R[0], d)];
+};
+
+const softmaxGrad: Handler = (ctx, n, R) => {
+  if (!R[0]) return [];
+  const { b } = ctx;
+  const rank = dimsOf(ctx, n.inputs[0]).length;
+  let axis = attrInt(n, 'axis', -1);
+  if (axis < 0) axis += rank;
+  const s = n.outputs[0];
+  const dot = b.op('ReduceSum', [b.mul(R[0], s), b.ints([axis])], { keepdims: A.int(1) });
+  return [b.mul(s, b.sub(R[0], dot))];
+};
+
+/** LayerNormalization, the exact gradient (sigma depends on x): inv (g - mean(g) - n mean(g n)), g = dL/dy * scale. */
+const layerNormGrad: Handler = (ctx, n, R) => {
+  if (!R[0]) return [];
+  const { b } = ctx;
+  if (ctx.isAct(n.inputs[1]) || (n.inputs[2] && ctx.isAct(n.inputs[2])))
+    throw new ModelError(`${ctx.g.source}: node '${n.name}' (LayerNormalization): scale and bias must be constants`);
+  while (n.outputs.length < 3) n.outputs.push('');
+  if (!n.outputs[1]) n.outputs[1] = b.fresh('ln_mean');
+  if (!n.outputs[2]) n.outputs[2] = b.fresh('ln_invstd');
+  const axes = layerNormAxes(ctx, n);
+  const mean = (t: string) => b.op('ReduceMean', [t], { axes: A.ints(axes), keepdims: A.int(1) });
+  const inv = n.outputs[2];
+  const xhat = b.mul(b.sub(n.inputs[0], n.outputs[1]), inv);
+  const gn = b.mul(R[0], n.inputs[1]);
+  return [b.mul(inv, b.sub(b.sub(gn, mean(gn)), b.mul(xhat, mean(b.mul(gn, xhat)))))];
+};
+
+/** MatMul: the transposed op against a constant weight, both products for two activations. */
+const matmulGrad: Handler = (ctx, n, R) => {
+  if (!R[0]) return [];
+  const [a, w] = n.inputs;
+  if (!ctx.isAct(w)) return linearGrad(ctx, n, R);
+  const { b } = ctx;
+  const aD = dimsOf(ctx, a);
+  const wD = dimsOf(ctx, w);
+  const yD = dimsOf(ctx, n.outputs[0]);
+  if (aD.length < 2 || wD.length < 2)
+    throw new ModelError(`${ctx.g.source}: node '${n.name}' (MatMul): a product of two activations needs operands of rank 2 or more`);
+  const batch = (d: number[]) => [...yD.slice(0, -2), ...d.slice(-2)];
+  return [
+    ctx.isAct(a) ? unbroadcast(ctx, b.op('MatMul', [R[0], swapLast(ctx, w, wD.length)]), batch(aD), aD) : null,
+    unbroadcast(ctx, b.op('MatMul', [swapLast(ctx, a, aD.length), R[0]]), batch(wD), wD),
+  ];
+};
+
 // ---------------- linear, pooling ----------------
 
 const linearGrad: Handler = (ctx, n, R) => {
@@ -264,7 +335,10 @@ const divGrad: Handler = (ctx, n, R) => {
 const HANDLERS: Record<string, Handler> = {
   Conv: linearGrad,
   Gemm: linearGrad,
-  MatMul: linearGrad,
+  MatMul: matmulGrad,
+  LayerNormalization: layerNormGrad,
+  Softmax: softmaxGrad,
+  Gelu: geluGrad,
   MaxPool: maxPoolHandler,
   GlobalMaxPool: globalMaxPoolHandler,
   AveragePool: averagePoolGrad,

@@ -11,6 +11,9 @@ import { LINEAR_OPS, linearHandler, linearZero } from './ops/linear';
 import { averagePoolHandler, globalAvgHandler, globalMaxPoolHandler, maxPoolHandler, reduceMeanHandler } from './ops/pooling';
 import { PASS_OPS, addSubHandler, clipZero, mulDivHandler, passHandler } from './ops/elementwise';
 import { STRUCTURAL_HANDLERS } from './ops/structure';
+import { ConditionSpec, applyCondition, isConditionNode } from './condition';
+import { layerNormHandler } from './ops/normalisation';
+import { bilinearMatMulHandler, softmaxHandler } from './ops/attention';
 
 export { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED } from './program';
 export * from './ops/context';
@@ -45,13 +48,16 @@ const NONNEG_PRESERVING = new Set([
 const ZERO_RULES: Record<string, ZeroRule | ((ctx: Ctx, n: Node) => ZeroRule)> = {
   Conv: linearZero,
   Gemm: linearZero,
-  MatMul: linearZero,
+  MatMul: (ctx, n) => (ctx.isAct(n.inputs[1]) ? 'always' : linearZero(ctx, n)),
   AveragePool: 'always',
   GlobalAveragePool: 'always',
   ReduceMean: 'always',
-  Add: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
-  Sub: (ctx, n) => (n.inputs.every((i) => ctx.isAct(i)) ? 'always' : 'never'),
+  // a residual sum (norm rule) and a constant summand (LRP-0) both hand back x * q
+  Add: 'always',
+  Sub: 'always',
   Clip: clipZero,
+  LayerNormalization: 'always',
+  Softmax: 'always',
 };
 for (const op of [
   'MaxPool',
@@ -68,6 +74,9 @@ for (const op of [
   'Slice',
   'Split',
   'Expand',
+  'Gather',
+  'GatherElements',
+  'Tile',
   'Relu',
   'LeakyRelu',
   'PRelu',
@@ -92,7 +101,16 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
   const h: Record<string, Handler> = {
     Conv: linearHandler,
     Gemm: linearHandler,
-    MatMul: linearHandler,
+    MatMul: (c, n, R) => {
+      if (c.isAct(n.inputs[1])) {
+        if (!c.isAct(n.inputs[0]))
+          throw new ModelError(`${c.g.source}: node '${n.name}' (MatMul): a constant left operand is not supported (only x @ W or a product of two activations)`);
+        return bilinearMatMulHandler(c, n, R, prod);
+      }
+      return linearHandler(c, n, R);
+    },
+    LayerNormalization: layerNormHandler,
+    Softmax: softmaxHandler,
     MaxPool: maxPoolHandler,
     GlobalMaxPool: globalMaxPoolHandler,
     AveragePool: averagePoolHandler,
@@ -115,6 +133,8 @@ export interface CompileOptions {
   stats?: boolean;
   /** Per-layer channel-summed maps and channel sums (implies stats). */
   maps: boolean;
+  /** Conditional relevance: mask the relevance at this layer's output by the `lrp_mask` input (condition.ts). */
+  condition?: ConditionSpec;
 }
 
 /**
@@ -181,6 +201,7 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
   };
   push(logits, R0, cfg.init === 'logit');
   const handlers = handlersFor(prod);
+  let conditioned = false;
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k];
     const R = n.outputs.map((o) => {
@@ -196,22 +217,37 @@ export function compileLrp(model: Graph, shapes: Shapes, cfg: RulesConfig, opts:
     const zr = zeroRule(ctx, n);
     const zp =
       zr === 'always' || (zr === 'ifOut' && n.outputs.every((o, i) => R[i] === null || ctx.zeroWhereZero(o)));
+    if (opts.condition && isConditionNode(n, opts.condition)) {
+      if (!R[0]) throw new ModelError(`${g.source}: layer '${opts.condition.layer}' receives no relevance for the target`);
+      R[0] = applyCondition(b, R[0], dimsOf(ctx, n.outputs[0]), dimsOf(ctx, input)[0]);
+      for (let i = 1; i < R.length; i++) R[i] = null;
+      conditioned = true;
+      // below L only what flows through L: drop the relevance waiting on every other tensor
+      contrib.clear();
+    }
     const back = h(ctx, n, R);
     back.forEach((r, i) => {
       if (r && act.has(n.inputs[i])) push(n.inputs[i], r, zp);
     });
   }
+  if (opts.condition && !conditioned) {
+    const names = order.filter((m) => m.outputs.some((o) => act.has(o)) && m.opType !== 'Identity').map((m) => m.name);
+    throw new ModelError(
+      `${g.source}: no layer '${opts.condition.layer}' on the relevance path (a node name or its output tensor; layers: ${names.slice(0, 12).join(', ')}${names.length > 12 ? ', ...' : ''})`,
+    );
+  }
   const rIn = contrib.get(input);
   const relevance = rIn ? b.sumOf(rIn.map((c) => c.r)) : b.mul(input, b.scalar(0));
 
   // outputs
-  nameTargetOutputs(b, sel);
+  nameTargetOutputs(b, sel, logitDims[0]);
   nameOutput(b, relevance, LRP_RELEVANCE, dimsOf(ctx, input));
   for (const l of ctx.layers) {
     g.outputs.push({ name: l.sumOutput, dtype: 'float32', shape: [] });
     g.outputs.push({ name: l.posOutput, dtype: 'float32', shape: [] });
     if (l.mapOutput) g.outputs.push({ name: l.mapOutput, dtype: 'float32', shape: [] });
     if (l.channelOutput) g.outputs.push({ name: l.channelOutput, dtype: 'float32', shape: [] });
+    if (l.tokenOutput) g.outputs.push({ name: l.tokenOutput, dtype: 'float32', shape: [] });
   }
   pruneDead(g); // e.g. the norm rule's x_i * s when the next rule used its factors directly
   return { graph: g, inputName: input, layers: ctx.layers, numClasses: sel.numClasses };

@@ -36,7 +36,7 @@ export interface TargetSelection {
 /** Add the `lrp_target` input and select the explained class from the logits. */
 export function selectTarget(b: GraphBuilder, logits: string, logitDims: number[]): TargetSelection {
   const C = numel(logitDims.slice(1));
-  const flatLogits = logitDims.length === 2 ? logits : b.reshape(logits, [1, C]);
+  const flatLogits = logitDims.length === 2 ? logits : b.reshape(logits, [logitDims[0], C]);
   b.g.inputs.push({ name: LRP_TARGET, dtype: 'int64', shape: [1] });
   const top = b.op('ArgMax', [flatLogits], { axis: A.int(1), keepdims: A.int(0) });
   const useTop = b.op('Less', [LRP_TARGET, b.constant(i64([], [0]), 'zero')]);
@@ -53,8 +53,8 @@ export function nameOutput(b: GraphBuilder, src: string, name: string, dims: num
   b.g.outputs.push({ name, dtype, shape: dims });
 }
 
-/** The standard outputs: logits [1, C] and the target used. */
-export function nameTargetOutputs(b: GraphBuilder, sel: TargetSelection): void {
-  nameOutput(b, sel.flatLogits, LRP_LOGITS, [1, sel.numClasses]);
-  nameOutput(b, sel.target, LRP_TARGET_USED, [1], 'int64');
+/** The standard outputs: logits [N, C] and the target used ([N], all equal); N is the batch (usually 1). */
+export function nameTargetOutputs(b: GraphBuilder, sel: TargetSelection, batch = 1): void {
+  nameOutput(b, sel.flatLogits, LRP_LOGITS, [batch, sel.numClasses]);
+  nameOutput(b, sel.target, LRP_TARGET_USED, [batch], 'int64');
 }

@@ -15,7 +15,8 @@ import {
   renameUses,
   toNumbers,
 } from './graph';
-import { foldConstants } from './shapes';
+import { foldConstants } from './fold';
+import { foldMatMulBias, fuseGelu, fuseLayerNorm } from './fuse';
 
 type Pass = (g: Graph) => void;
 
@@ -220,7 +221,8 @@ const foldPadIntoAveragePool: Pass = (g) => {
 
 /**
  * Canonise a freshly imported graph in place: fold constants (exporter shape arithmetic),
- * drop no-ops and the final softmax, fold BatchNorm and per-channel affine constants into the
+ * drop no-ops and the final softmax, fuse written-out LayerNorms and GELUs (fuse.ts), fold
+ * BatchNorm, give an N-D MatMul its bias Add as a Gemm and per-channel affine constants into the
  * linear node before them, turn Pad+AveragePool into a padded AveragePool.
  */
 export function canonize(g: Graph, shapeOf: (t: string) => number[] | undefined): void {
@@ -228,7 +230,10 @@ export function canonize(g: Graph, shapeOf: (t: string) => number[] | undefined)
     foldConstants,
     removeNoOps,
     removeFinalSoftmax,
+    (g) => fuseLayerNorm(g, shapeOf),
+    fuseGelu,
     foldBatchNorm,
+    (g) => foldMatMulBias(g, shapeOf),
     matmulToGemm(shapeOf),
     foldAffineConstants,
     foldPadIntoAveragePool,

@@ -11,7 +11,6 @@ import {
   attrString,
   describeNode,
   numel,
-  pruneDead,
   stridesOf,
   toNumbers,
   topoSort,
@@ -583,6 +582,103 @@ const ARITH: Record<string, Arith> = {
   Sub: { f: (a, b) => a - b, b: (a, b) => a - b },
   Mul: { f: (a, b) => a * b, b: (a, b) => a * b },
   Div: { f: (a, b) => a / b, b: (a, b) => a / b },
+  // ONNX Mod with fmod 0: the sign of the divisor (Python's %)
+  Mod: { f: (a, b) => a - Math.floor(a / b) * b, b: (a, b) => ((a % b) + b) % b },
+  Max: { f: Math.max, b: (a, b) => (a > b ? a : b) },
+  Min: { f: Math.min, b: (a, b) => (a < b ? a : b) },
+  Pow: { f: Math.pow, b: (a, b) => a ** b },
+};
+
+/** Element-wise unary ops on small constants. */
+const UNARY_VALUES: Record<string, (v: number) => number> = {
+  Neg: (v) => -v,
+  Abs: Math.abs,
+  Floor: Math.floor,
+  Ceil: Math.ceil,
+  Sqrt: Math.sqrt,
+  Sign: Math.sign,
+  Reciprocal: (v) => 1 / v,
+  Exp: Math.exp,
+  Log: Math.log,
+  Not: (v) => (v ? 0 : 1),
+};
+
+function unaryValue(f: (v: number) => number): ValueFn {
+  return (_c, [x], [o]) => [makeTensor(o, (i) => f(Number(x.data[i])))];
+}
+
+function compareValue(f: (a: number, b: number) => boolean): ValueFn {
+  return (_c, [a, b], [o]) => {
+    const oa = broadcastOffsets(a.dims, o.dims);
+    const ob = broadcastOffsets(b.dims, o.dims);
+    return [makeTensor(o, (i) => (f(Number(a.data[oa[i]]), Number(b.data[ob[i]])) ? 1 : 0))];
+  };
+}
+
+const COMPARE_VALUES: Record<string, (a: number, b: number) => boolean> = {
+  Less: (a, b) => a < b,
+  LessOrEqual: (a, b) => a <= b,
+  Greater: (a, b) => a > b,
+  GreaterOrEqual: (a, b) => a >= b,
+  And: (a, b) => !!a && !!b,
+  Or: (a, b) => !!a || !!b,
+  Xor: (a, b) => !!a !== !!b,
+};
+
+const tileValue: ValueFn = (_c, [x], [o]) => {
+  const s = stridesOf(x.dims);
+  const off = new Int32Array(numel(o.dims));
+  forEachIndex(o.dims, (flat, idx) => {
+    let v = 0;
+    for (let k = 0; k < idx.length; k++) v += (idx[k] % x.dims[k]) * s[k];
+    off[flat] = v;
+  });
+  return [pick(x, o, off)];
+};
+
+/** ReduceSum/Prod/Max/Min/Mean of a small constant (shape arithmetic such as window counts). */
+function reduceValue(init: number, f: (acc: number, v: number) => number, mean = false): ValueFn {
+  return (c, [x], [o]) => {
+    const axesIn = c.has(1) ? c.opt(1) : c.ints('axes');
+    const all = !axesIn || axesIn.length === 0;
+    if (all && c.int('noop_with_empty_axes', 0)) return [makeTensor(o, (i) => x.data[i])];
+    const axes = new Set((all ? x.dims.map((_, i) => i) : axesIn).map((a) => c.axis(a, x.dims.length)));
+    const keptDims = x.dims.map((d, i) => (axes.has(i) ? 1 : d));
+    const ks = stridesOf(keptDims);
+    const acc = new Float64Array(numel(keptDims)).fill(init);
+    let count = 1;
+    for (const a of axes) count *= x.dims[a];
+    forEachIndex(x.dims, (flat, idx) => {
+      let k = 0;
+      for (let j = 0; j < idx.length; j++) if (!axes.has(j)) k += idx[j] * ks[j];
+      acc[k] = f(acc[k], Number(x.data[flat]));
+    });
+    return [makeTensor(o, (i) => (mean ? acc[i] / count : acc[i]))];
+  };
+}
+
+const padValue: ValueFn = (c, [x, padsT, valueT], [o]) => {
+  if (attrString(c.node, 'mode', 'constant') !== 'constant' || c.has(3)) throw c.err('only constant pads fold');
+  const pads = toNumbers(padsT);
+  const fillV = valueT ? Number(valueT.data[0]) : 0;
+  const r = x.dims.length;
+  const s = stridesOf(x.dims);
+  return [makeTensor(o, (() => {
+    const vals = new Float64Array(numel(o.dims));
+    forEachIndex(o.dims, (flat, idx) => {
+      let off = 0;
+      for (let k = 0; k < r; k++) {
+        const j = idx[k] - pads[k];
+        if (j < 0 || j >= x.dims[k]) {
+          vals[flat] = fillV;
+          return;
+        }
+        off += j * s[k];
+      }
+      vals[flat] = Number(x.data[off]);
+    });
+    return (i: number) => vals[i];
+  })())];
 };
 
 const castValue: ValueFn = (_c, [x], [o]) => {
@@ -642,6 +738,32 @@ const transposeValue: ValueFn = (c, [x], [o]) => {
   return [pick(x, o, off)];
 };
 
+/**
+ * ScatterND on constants (reduction 'none'): a copy of the data with the slices addressed by the
+ * last axis of `indices` replaced by `updates`; Swin's attention mask is built this way from
+ * `mask[h0:h1, w0:w1] = k` assignments.
+ */
+const scatterNdValue: ValueFn = (c, [x, idx, upd], [o]) => {
+  if (attrString(c.node, 'reduction', 'none') !== 'none') throw c.err('only ScatterND without reduction folds');
+  const k = idx.dims[idx.dims.length - 1];
+  const xs = stridesOf(x.dims);
+  const slice = numel(x.dims.slice(k));
+  const count = numel(idx.dims.slice(0, -1));
+  const data = allocData(o.dtype, numel(o.dims));
+  for (let i = 0; i < data.length; i++) store(data, i, x.data[i]);
+  for (let j = 0; j < count; j++) {
+    let base = 0;
+    for (let a = 0; a < k; a++) {
+      let v = Number(idx.data[j * k + a]);
+      if (v < 0) v += x.dims[a];
+      if (v < 0 || v >= x.dims[a]) throw c.err(`index ${v} is out of range for axis ${a}`);
+      base += v * xs[a];
+    }
+    for (let e = 0; e < slice; e++) store(data, base + e, upd.data[j * slice + e]);
+  }
+  return [{ dtype: o.dtype, dims: [...o.dims], data }];
+};
+
 const VALUES: Record<string, ValueFn> = {
   Shape: (c, _ins, [o]) => {
     const dims = c.in(0).dims;
@@ -680,6 +802,31 @@ const VALUES: Record<string, ValueFn> = {
     return [makeTensor(o, (i) => (cond.data[oc[i]] ? x.data[ox[i]] : y.data[oy[i]]))];
   },
   Expand: (_c, [x], [o]) => [pick(x, o, broadcastOffsets(x.dims, o.dims))],
+  Tile: tileValue,
+  Pad: padValue,
+  ...Object.fromEntries(Object.entries(UNARY_VALUES).map(([op, f]) => [op, unaryValue(f)])),
+  ...Object.fromEntries(Object.entries(COMPARE_VALUES).map(([op, f]) => [op, compareValue(f)])),
+  ReduceSum: reduceValue(0, (a, v) => a + v),
+  ReduceMean: reduceValue(0, (a, v) => a + v, true),
+  ReduceProd: reduceValue(1, (a, v) => a * v),
+  ReduceMax: reduceValue(-Infinity, Math.max),
+  ReduceMin: reduceValue(Infinity, Math.min),
+  GatherElements: (c, [x, idx], [o]) => {
+    const axis = c.axis(c.int('axis', 0), x.dims.length);
+    const xs = stridesOf(x.dims);
+    const off = new Int32Array(numel(o.dims));
+    forEachIndex(o.dims, (flat, ix) => {
+      let v = 0;
+      for (let k = 0; k < ix.length; k++) {
+        let j = k === axis ? Number(idx.data[flat]) : ix[k];
+        if (k === axis && j < 0) j += x.dims[axis];
+        v += j * xs[k];
+      }
+      off[flat] = v;
+    });
+    return [pick(x, o, off)];
+  },
+  ScatterND: scatterNdValue,
 };
 
 /** Ops whose value shares its input's data: free at any size. */
@@ -779,43 +926,10 @@ export function inferShapes(g: Graph, batch = 1): Map<string, TensorInfo> {
   return propagate(g, { batch, strict: true, valueLimit: 1 << 12 }).infos;
 }
 
-// ---------- constant folding ----------
-
-const FOLDABLE = new Set([
-  'Shape', 'Gather', 'Concat', 'Unsqueeze', 'Squeeze', 'Cast', 'ConstantOfShape', 'Reshape', 'Slice', 'Add', 'Sub',
-  'Mul', 'Div', 'Range', 'Identity', 'Transpose', 'Equal', 'Where', 'Expand', 'Flatten', 'Size',
-]);
-
-function sameTensor(a: Tensor | undefined, b: Tensor | undefined): boolean {
-  if (!a || !b || a.dtype !== b.dtype || a.dims.length !== b.dims.length) return false;
-  if (a.dims.some((d, i) => d !== b.dims[i])) return false;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i] && !(a.data[i] !== a.data[i] && b.data[i] !== b.data[i])) return false;
-  return true;
-}
-
 /**
- * Replace every foldable node whose value is known without running the model (all inputs
- * constant, or shapes that are static) by initializers, then drop dead nodes. A value that
- * depends on a symbolic batch size is not folded: it is computed for batch 1 and batch 2 and
- * folded only when both agree.
+ * Values of every tensor computable without running the model (initializers, shape arithmetic on
+ * static shapes, ops on constants), with the shapes, in a non-strict walk; for folding (fold.ts).
  */
-export function foldConstants(g: Graph): void {
-  const opts = { strict: false, valueLimit: 1 << 22 };
-  const one = propagate(g, { ...opts, batch: 1 });
-  const two = propagate(g, { ...opts, batch: 2 });
-  const graphOutputs = new Set(g.outputs.map((o) => o.name));
-  const kept: Node[] = [];
-  for (const n of g.nodes) {
-    const outs = n.outputs.filter(Boolean);
-    const fold =
-      FOLDABLE.has(n.opType) &&
-      outs.every((o) => !graphOutputs.has(o) && sameTensor(one.values.get(o), two.values.get(o)));
-    if (!fold) {
-      kept.push(n);
-      continue;
-    }
-    for (const o of outs) g.initializers.set(o, one.values.get(o)!);
-  }
-  g.nodes = kept;
-  pruneDead(g);
+export function propagateValues(g: Graph, batch: number, valueLimit: number): { infos: Map<string, TensorInfo>; values: Map<string, Tensor> } {
+  return propagate(g, { batch, strict: false, valueLimit });
 }

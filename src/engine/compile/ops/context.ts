@@ -19,6 +19,11 @@ export interface CompiledLayer {
   mapOutput?: string;
   /** Graph output with the relevance per input channel (feature, for dense layers), with maps. */
   channelOutput?: string;
+  /**
+   * Graph output with the relevance per token ([T], summed over the features) when the node's
+   * input is a token tensor [1, T, D] or [T, D] (transformers), with maps.
+   */
+  tokenOutput?: string;
 }
 
 export interface LrpProgram {
@@ -101,7 +106,15 @@ export function recordLayer(ctx: Ctx, n: Node, rule: string, relIn: string[]): v
     if (d.length === 4) {
       layer.mapOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
       layer.channelOutput = b.op('ReduceSum', [total, b.ints([0, 2, 3])], { keepdims: A.int(0) });
-    } else if (d.length === 2) layer.channelOutput = b.reshape(total, [d[1]]);
+    } else if (d.length === 2 && d[0] === 1) layer.channelOutput = b.reshape(total, [d[1]]);
+    else if (d.length === 2) {
+      // a dense layer applied per token ([T, D], the batch folded in)
+      layer.tokenOutput = b.op('ReduceSum', [total, b.ints([1])], { keepdims: A.int(0) });
+      layer.channelOutput = b.op('ReduceSum', [total, b.ints([0])], { keepdims: A.int(0) });
+    } else if (d.length === 3 && d[0] === 1) {
+      layer.tokenOutput = b.op('ReduceSum', [total, b.ints([0, 2])], { keepdims: A.int(0) });
+      layer.channelOutput = b.op('ReduceSum', [total, b.ints([0, 1])], { keepdims: A.int(0) });
+    }
   }
   ctx.layers.push(layer);
 }
@@ -163,4 +176,24 @@ export function isNonNegConst(g: Graph, name: string): boolean {
   if (!t) return false;
   for (let i = 0; i < t.data.length; i++) if (Number(t.data[i]) < 0) return false;
   return true;
+}
+
+/**
+ * R / y for LRP-0 through an op without a rule (spec section 7: the gradient-like quantity c = R / y
+ * passed through the op's Jacobian): the factor q when R is known as y * q, else the quotient,
+ * 0 where y is exactly 0 (no relevance passes there, instead of 0/0 = NaN).
+ */
+export function ratio(ctx: Ctx, R: string, y: string): string {
+  const known = ctx.products.get(R);
+  if (known && known.x === y) return known.q;
+  const { b } = ctx;
+  return b.op('Where', [b.op('Equal', [y, b.scalar(0)]), b.scalar(0), b.div(R, y)]);
+}
+
+/** Swap the last two axes (the transpose of a batched matrix). */
+export function swapLast(ctx: Ctx, t: string, rank: number): string {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return ctx.b.op('Transpose', [t], { perm: A.ints(perm) });
 }
