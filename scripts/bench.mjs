@@ -16,9 +16,10 @@ const VIT_B16 = '.cache/bench/vit_b16.onnx';
 /**
  * Targets: lrpOverForward per configuration name (issue 2, acceptance point 4: the ResNet-50
  * composites; issue 9, acceptance point 5: ViT-B/16 under CP-LRP), and peak RSS for the targeted
- * runs on the models named in peakRssMb (the ResNet-50; ViT-B/16's is reported, without a target).
+ * runs on the models named in peakRssMb (the ResNet-50; ViT-B/16's is reported, without a target),
+ * and what the engine process boundary adds (issue 13, acceptance point 5).
  */
-const TARGETS = { lrpOverForward: { epsilon: 2.5, 'epsilon-plus-flat': 3.5, 'vit-b16-cp': 3.5 }, peakRssMb: { resnet50: 1500 } };
+const TARGETS = { lrpOverForward: { epsilon: 2.5, 'epsilon-plus-flat': 3.5, 'vit-b16-cp': 3.5 }, peakRssMb: { resnet50: 1500 }, engineBoundaryMs: 20 };
 
 // One line per configuration. `model` names an entry of MODELS; `args` go to `lrp-lens bench`.
 // `target: true` marks the ones the issue sets targets for; the rest are extra information.
@@ -72,8 +73,9 @@ if (!Number.isInteger(runs) || runs < 1) fail(`--runs: expected a positive integ
 const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : null;
 const selected = CONFIGS.filter((c) => !only || only.has(c.name));
 const BATCH = 'batch-20'; // issue 5, acceptance point 5 (see benchBatch below)
-if (!selected.length && !only?.has(BATCH))
-  fail(`--only: no configuration named ${values.only} (${[...CONFIGS.map((c) => c.name), BATCH].join(', ')})`);
+const BOUNDARY = 'engine-boundary'; // issue 13, acceptance point 5 (see benchBoundary below)
+if (!selected.length && !only?.has(BATCH) && !only?.has(BOUNDARY))
+  fail(`--only: no configuration named ${values.only} (${[...CONFIGS.map((c) => c.name), BATCH, BOUNDARY].join(', ')})`);
 
 function fail(msg) {
   process.stderr.write(`bench: ${msg}\n`);
@@ -179,6 +181,28 @@ function benchBatch() {
   return entry;
 }
 
+// Issue 13, acceptance point 5: the panel's explanation (LRP with every layer's map, 224x224) of
+// the ResNet-50 answered in-process and through the engine process (scripts/bench-engine.ts);
+// boundaryMs is the round trip minus the engine's own time, median over the runs.
+function benchBoundary() {
+  const model = ensureModel('resnet50');
+  const image = 'demo/images/chelsea.png';
+  const entry = { name: BOUNDARY, model: 'resnet50', composite: 'epsilon-plus-flat' };
+  log(`${BOUNDARY}: the same explanation in-process and through the engine process, interleaved`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench-engine.ts', '--model', model, '--image', image, '--runs', String(runs)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (r.status !== 0) return { ...entry, error: (r.stderr || `exit ${r.status ?? r.signal}`).trim().split('\n').pop() };
+  try {
+    const res = JSON.parse(r.stdout.trim().split('\n').pop());
+    log(`${BOUNDARY}: in-process ${res.inProcessMs} ms, through the process ${res.throughProcessMs} ms, boundary ${res.boundaryMs} ms (${res.payloadMb} MB, ${res.layerMaps} layer maps)`);
+    return { ...entry, ...res, name: BOUNDARY, model: 'resnet50' };
+  } catch (e) {
+    return { ...entry, error: `could not parse the output of scripts/bench-engine.ts: ${e.message}` };
+  }
+}
+
 function round(v, digits = 2) {
   return Math.round(v * 10 ** digits) / 10 ** digits;
 }
@@ -188,6 +212,12 @@ if (!only || only.has(BATCH)) {
   const b = benchBatch();
   results.push(b);
   if (!b.error) checks.push({ what: 'batchOverSingles batch-20', value: b.batchOverSingles, max: 1, met: b.batchOverSingles < 1 });
+}
+if (!only || only.has(BOUNDARY)) {
+  const b = benchBoundary();
+  results.push(b);
+  if (b.error) log(`${BOUNDARY}: FAILED: ${b.error}`);
+  else checks.push({ what: `engineBoundaryMs ${BOUNDARY}`, value: b.boundaryMs, max: TARGETS.engineBoundaryMs, met: b.boundaryMs < TARGETS.engineBoundaryMs });
 }
 for (const [name, max] of Object.entries(TARGETS.lrpOverForward)) {
   const r = results.find((x) => x.name === name && CONFIGS.find((c) => c.name === x.name)?.target && !x.error);

@@ -17,6 +17,9 @@ const builds = [
 ];
 if (existsSync('src/extension.ts'))
   builds.push({ ...shared, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20' });
+// the engine process the extension forks (src/host/engineClient.ts)
+if (existsSync('src/explain/server/main.ts'))
+  builds.push({ ...shared, entryPoints: ['src/explain/server/main.ts'], outfile: 'dist/engine.js', platform: 'node', format: 'cjs', target: 'node20' });
 if (existsSync('webview/main.ts'))
   builds.push({ ...shared, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' });
 if (existsSync('webview/folder.ts'))

@@ -13,7 +13,7 @@ import { MAX_GAMMA, MIN_GAMMA, MIN_PERCENTILE, MAX_PERCENTILE } from './engine/i
 import { PreprocessOptions } from './engine/io/image';
 import { INTERPOLATIONS, RESIZE_MODES, type Interpolation, type ResizeMode } from './engine/io/preprocess';
 import { SPEC_PRESETS, optionsFromSpec, type PreprocessingSpec, type SpecPreset } from './engine/io/preprocessing-spec';
-import { resolveModelConfig, type ModelConfig } from './host/model-config';
+import { resolveModelConfig, type ModelConfig } from './explain/model-config';
 import { parsePreprocessingFile } from './host/settings';
 
 /** A command-line mistake (exit code 2). */

@@ -9,10 +9,13 @@ import { ModelPicker } from './host/modelPicker';
 import { ExplainPanel, fileExists, notifyError, VIEW_TYPE, type PanelDeps } from './host/panel';
 import { registerFolderCommand } from './host/folderPanel';
 import { Runner } from './host/runner';
+import { EngineClient } from './host/engineClient';
+import { engineMemoryMb } from './host/config';
 import { IMAGE_EXTENSIONS, isImagePath, SECTION } from './host/settings';
 
 /** The settings that change an explanation (all but `lrpLens.compare`). */
 const OTHER_KEYS = ['modelPath', 'labelsPath', 'preprocessing', 'rules', 'backend', 'colormap', 'heatmap'];
+// `engineMemoryMb` applies from the engine's next start (engineClient.ts) and re-runs nothing.
 
 let runner: Runner | undefined;
 
@@ -43,7 +46,13 @@ async function pickImage(): Promise<vscode.Uri | undefined> {
 }
 
 export function activate(context: vscode.ExtensionContext): void {
-  runner = new Runner();
+  // The engine runs in its own process (dist/engine.js), started on the first explanation.
+  const engine = new EngineClient({
+    entry: path.join(context.extensionPath, 'dist', 'engine.js'),
+    memoryMb: engineMemoryMb,
+    log: logLine,
+  });
+  runner = new Runner(engine);
   const models = new ModelPicker(context.workspaceState);
   const deps: PanelDeps = { extensionUri: context.extensionUri, runner, models };
   context.subscriptions.push(models);

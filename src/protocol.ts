@@ -160,6 +160,13 @@ export interface PanelError {
   actions: ErrorAction[];
 }
 
+export interface PanelNotice {
+  kind: 'cancelled' | 'modelChanged';
+  message: string;
+  /** 'explain': the notice offers to explain again. */
+  action?: 'explain';
+}
+
 export interface LayerDetail {
   runId: number;
   index: number;
@@ -248,6 +255,8 @@ export type HostMessage =
   | { type: 'compareCell'; cell: CompareCell }
   | { type: 'compareCellError'; compareId: number; method: CompareMethod; message: string }
   | { type: 'faithfulness'; result: FaithfulnessPayload }
+  /** A line above the result: what Cancel did, or that the model changed on disk (with Explain Again). */
+  | { type: 'notice'; notice: PanelNotice }
   /** How far one float32 ulp of input noise moves run `runId`'s relevance (or why it could not be checked). */
   | { type: 'stability'; runId: number; ulpRelL2?: number; draws?: number; unstable?: boolean; error?: string };
 

@@ -23,6 +23,7 @@ import {
   type HostMessage,
   type LayerDetail,
   type PanelError,
+  type PanelNotice,
   type PersistedState,
   type ResultPayload,
   type RuleChoice,
@@ -221,6 +222,7 @@ function buildLayout(): void {
   );
 
   const errorBox = h('section', { id: 'error', class: 'error', role: 'alert', hidden: '' });
+  const noticeBox = h('section', { id: 'notice', class: 'notice', role: 'status', hidden: '' });
 
   const canvas = h('canvas', { id: 'heatmap', class: 'heatmap', width: '1', height: '1', 'aria-label': 'Relevance heatmap over the image' });
   const hover = h('div', { id: 'hover', class: 'hover muted' }, 'Hover the image to read the relevance.');
@@ -319,7 +321,7 @@ function buildLayout(): void {
     ),
   );
 
-  app.append(header, tabs, errorBox, h('main', { class: 'layout', id: 'explain-view' }, left, right), compare.build());
+  app.append(header, tabs, errorBox, noticeBox, h('main', { class: 'layout', id: 'explain-view' }, left, right), compare.build());
   tabs.querySelectorAll<HTMLElement>('[role="tab"]').forEach((b) =>
     b.addEventListener('click', () => setTab(b.dataset.tab === 'compare' ? 'compare' : 'explain')),
   );
@@ -483,6 +485,29 @@ function showError(err: PanelError | undefined): void {
     actions.append(b);
   }
   box.replaceChildren(h('strong', { class: 'error-title' }, err.title), h('p', { class: 'error-message' }, err.message), actions);
+  box.hidden = false;
+}
+
+/** A line above the result (what Cancel did; the model changed on disk, with Explain Again). */
+function showNotice(n: PanelNotice | undefined): void {
+  const box = byId('notice');
+  if (!n) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  box.dataset.kind = n.kind;
+  const parts: Node[] = [h('span', { class: 'notice-message' }, n.message)];
+  if (n.action === 'explain') {
+    const b = h('vscode-button', { secondary: '', id: 'notice-explain' }, 'Explain Again');
+    b.addEventListener('click', () => {
+      showNotice(undefined);
+      // the model changed: its classes may have too, so the top class again
+      send({ type: 'explain', rules: state.rules, method: state.method });
+    });
+    parts.push(b);
+  }
+  box.replaceChildren(...parts);
   box.hidden = false;
 }
 
@@ -789,6 +814,10 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
       case 'busy':
         setStatus(msg.message, true);
         showError(undefined);
+        showNotice(undefined);
+        break;
+      case 'notice':
+        showNotice(msg.notice);
         break;
       case 'result':
         showError(undefined);

@@ -54,3 +54,12 @@ export async function writeCompare(methods: readonly string[], scope?: vscode.Ur
 export function readCompare(scope?: vscode.Uri): { methods: CompareMethod[]; error?: string } {
   return compareOrDefault(vscode.workspace.getConfiguration(SECTION, scope).get('compare'));
 }
+
+/** The default of `lrpLens.engineMemoryMb`. */
+export const DEFAULT_ENGINE_MEMORY_MB = 4096;
+
+/** `lrpLens.engineMemoryMb`: the engine process's memory limit in MiB (window-wide: one engine). */
+export function engineMemoryMb(): number {
+  const v = vscode.workspace.getConfiguration(SECTION).get('engineMemoryMb');
+  return typeof v === 'number' && Number.isFinite(v) && v >= 256 ? Math.round(v) : DEFAULT_ENGINE_MEMORY_MB;
+}

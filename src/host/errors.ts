@@ -1,6 +1,7 @@
 // Turns any error into what the user sees: a short title, the message and the actions that help.
 // Pure (no `vscode` import).
 import type { ErrorAction, PanelError } from '../protocol';
+import { ENGINE_ERRORS } from '../explain/server/protocol';
 import { SettingsError } from './settings';
 
 /** No model configured or found. */
@@ -28,12 +29,21 @@ export class CancelledError extends Error {
   }
 }
 
+/** A cancellation, from this host or answered by the engine process. */
+export function isCancelled(err: unknown): boolean {
+  return err instanceof CancelledError || (err instanceof Error && err.name === ENGINE_ERRORS.cancelled);
+}
+
 export function describeError(err: unknown): PanelError {
   const e = err instanceof Error ? err : new Error(String(err));
   const msg = e.message || String(err);
   const lower = msg.toLowerCase();
   const make = (title: string, actions: ErrorAction[]): PanelError => ({ title, message: msg, actions });
   if (e instanceof UntrustedError) return make('Restricted Mode', []);
+  // errors of the engine process, by name (they cross the process boundary as name and message)
+  if (e.name === ENGINE_ERRORS.crashed) return make('Engine stopped', ['retry', 'showOutput']);
+  if (e.name === ENGINE_ERRORS.memory) return make('Model too large', ['openSettings', 'selectModel']);
+  if (e.name === ENGINE_ERRORS.modelChanged) return make('Model changed on disk', ['retry']);
   if (e instanceof NoModelError) return make('No model', ['selectModel', 'openSettings']);
   if (e instanceof SettingsError || e.name === 'ConfigError') return make('Invalid setting', ['openSettings']);
   if (/unsupported (op|operator)|not supported|does not support/.test(lower))

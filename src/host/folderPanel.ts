@@ -16,14 +16,11 @@ import {
   type FolderRunState,
 } from '../protocol';
 import { readSettings, resolvePath } from './config';
-import { CancelledError, describeError, UntrustedError } from './errors';
+import { CancelledError, describeError, isCancelled, UntrustedError } from './errors';
 import { logError, logLine } from './log';
 import { ExplainPanel, notifyError, type PanelDeps } from './panel';
-import { loadEngine, type RunRequest } from './runner';
-import { softmax, topK } from '../engine/scores';
-import { dimOutside, isPartial, placeMap, type Region } from '../engine/io/placement';
-import type { RgbImage } from '../engine/io/image';
-import type { RelevanceMap } from '../engine/io/heatmap';
+import { ENGINE_ERRORS } from '../explain/server/protocol';
+import type { Job, RunRequest } from './runner';
 
 export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
 
@@ -42,7 +39,7 @@ export class FolderPanel implements vscode.Disposable {
   private runId = 0;
   private ready = false;
   private disposed = false;
-  private cancelRunning: (() => void) | undefined;
+  private cancelRunning: ((hard?: boolean) => void) | undefined;
 
   static all(): FolderPanel[] {
     return [...FolderPanel.panels.values()];
@@ -137,7 +134,7 @@ export class FolderPanel implements vscode.Disposable {
         break;
       }
       case 'cancel':
-        this.cancelRunning?.();
+        this.cancelRunning?.(true);
         break;
       case 'rerun':
         await this.run();
@@ -170,8 +167,11 @@ export class FolderPanel implements vscode.Disposable {
     this.cancelRunning?.();
     const runId = ++this.runId;
     let cancelled = false;
-    const cancel = (): void => {
+    let job: Job<unknown> | undefined;
+    // the user's Cancel stops the engine's current image (terminating the engine if it does not stop in time)
+    const cancel = (hard = false): void => {
       cancelled = true;
+      void job?.cancel(hard);
     };
     this.cancelRunning = cancel;
     const check = (): void => {
@@ -200,14 +200,13 @@ export class FolderPanel implements vscode.Disposable {
       await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${folderName}/`, cancellable: true },
         async (progress, token) => {
-          token.onCancellationRequested(cancel);
+          token.onCancellationRequested(() => cancel(true));
           if (!vscode.workspace.isTrusted) throw new UntrustedError();
           const settings = readSettings(this.folderUri);
           const modelPath = await this.deps.models.resolve(this.folderUri);
           check();
           progress.report({ message: `loading ${path.basename(modelPath)}…` });
           this.setStatus(runId, 'starting', { message: `Loading ${path.basename(modelPath)}…`, model: modelPath });
-          const { image, heatmap, labels: labelsMod } = await loadEngine();
           const req: RunRequest = {
             imagePath: this.folderPath,
             modelPath,
@@ -217,7 +216,9 @@ export class FolderPanel implements vscode.Disposable {
             preprocessingFromSetting: settings.preprocessingFromSetting,
             rules: settings.rules,
           };
-          const { explainer, prep, labels, rules } = await this.deps.runner.setup(req);
+          const loading = this.deps.runner.load(req, (message) => progress.report({ message }));
+          job = loading;
+          const { backend } = await loading.result;
           check();
           const total = this.files.length;
           this.setStatus(runId, 'running', { model: modelPath });
@@ -227,29 +228,25 @@ export class FolderPanel implements vscode.Disposable {
             progress.report({ message: `${index + 1}/${total} ${file}`, increment: index === 0 ? 0 : 100 / total });
             const t = performance.now();
             try {
-              const { tensor, original, region } = await image.loadImageTensor(path.join(this.folderPath, file), prep);
-              const e = await explainer.explain(tensor, { rules, layers: false });
+              const picture = { colormap: settings.colormap, view: settings.heatmap.view, percentile: settings.heatmap.percentile, gamma: settings.heatmap.gamma };
+              const thumbJob = this.deps.runner.thumbnail({ ...req, imagePath: path.join(this.folderPath, file) }, picture, THUMB_MAX_SIDE);
+              job = thumbJob;
+              const r = await thumbJob.result;
               check();
-              const probs = softmax(e.logits);
-              const [top] = topK(e.logits, 1);
-              const f = Math.min(1, THUMB_MAX_SIDE / Math.max(original.width, original.height));
-              const small = await image.resizeImage(original, Math.max(1, Math.round(original.width * f)), Math.max(1, Math.round(original.height * f)));
-              const { photo, map } = onThumbnail(small, original, heatmap.relevanceMap(e.relevance, e.layout), region);
-              const pic = { colormap: settings.colormap, view: settings.heatmap.view, percentile: settings.heatmap.percentile, gamma: settings.heatmap.gamma };
-              const rgb = heatmap.blendPixels(photo, map, pic);
-              const thumbWidth = rgb.length / 3 / photo.height; // wider than the photo in the side view
               const result: FolderItemResult = {
-                label: labelsMod.labelFor(labels, top),
-                score: probs[top],
-                target: e.target,
-                relevanceSum: e.relevanceSum,
+                label: r.label,
+                score: r.score,
+                target: r.target,
+                relevanceSum: r.relevanceSum,
                 timeMs: performance.now() - t,
-                thumb: { width: thumbWidth, height: photo.height, rgb: rgb.slice().buffer },
+                thumb: { width: r.thumb.width, height: r.thumb.height, rgb: r.thumb.rgb.slice().buffer },
               };
               this.outcomes[index] = { kind: 'item', result };
               this.post({ type: 'item', runId, index, result });
             } catch (err) {
-              if (err instanceof CancelledError) throw err;
+              if (isCancelled(err) || cancelled) throw new CancelledError();
+              // the engine died: every further image would fail the same way
+              if ((err as Error)?.name === ENGINE_ERRORS.crashed || (err as Error)?.name === ENGINE_ERRORS.memory) throw err;
               const error = describeError(err);
               logError(`explaining ${file}`, err);
               const msg: FolderHostMessage & { type: 'itemError' } = { type: 'itemError', runId, index, error };
@@ -260,7 +257,7 @@ export class FolderPanel implements vscode.Disposable {
           }
           const failed = this.outcomes.filter((o) => o?.kind === 'error').length;
           logLine(
-            `explain folder ${this.folderPath} model=${modelPath} backend=${explainer.backendDetail} rules=${rules.composite} ` +
+            `explain folder ${this.folderPath} model=${modelPath} backend=${backend} rules=${req.rules.composite} ` +
               `images=${total} failed=${failed} total=${(performance.now() - t0).toFixed(0)}ms`,
           );
           this.setStatus(runId, 'done', failed ? { message: `${failed} of ${total} images could not be explained.` } : {});
@@ -268,7 +265,7 @@ export class FolderPanel implements vscode.Disposable {
         },
       );
     } catch (err) {
-      if (err instanceof CancelledError) {
+      if (isCancelled(err)) {
         if (runId === this.runId && !this.disposed) {
           logLine(`cancelled: ${this.folderPath}`);
           this.setStatus(runId, 'cancelled', { message: 'Cancelled.' });
@@ -351,19 +348,4 @@ export function registerFolderCommand(
     }),
     { dispose: () => FolderPanel.all().forEach((p) => p.dispose()) },
   );
-}
-
-/** A thumbnail's photo and map: with a crop, the map on the part the model saw and the rest dimmed. */
-function onThumbnail(
-  small: RgbImage,
-  original: RgbImage,
-  map: RelevanceMap,
-  region: Region,
-): { photo: RgbImage; map: RelevanceMap } {
-  if (!isPartial(region, original.width, original.height)) return { photo: small, map };
-  const { width: w, height: h } = small;
-  return {
-    photo: { width: w, height: h, rgb: dimOutside(small.rgb, w, h, region, original.width, original.height) },
-    map: { width: w, height: h, data: placeMap(map, region, original.width, original.height, w, h) },
-  };
 }

@@ -7,7 +7,6 @@ import { webviewHtml } from './webviewHtml';
 import {
   COMPOSITES,
   DEFAULT_VIEW,
-  packMap,
   parseWebviewMessage,
   PROTOCOL_VERSION,
   type CompareMethod,
@@ -22,10 +21,12 @@ import {
   type ViewOptions,
 } from '../protocol';
 import { openSettings, readCompare, readSettings, resolvePath, writeCompare } from './config';
-import { ACTION_TITLES, CancelledError, describeError, UntrustedError } from './errors';
+import { ACTION_TITLES, CancelledError, describeError, isCancelled, UntrustedError } from './errors';
 import { logError, logLine, outputChannel } from './log';
 import type { ModelPicker } from './modelPicker';
-import { loadEngine, summaryJson, type PreparedInput, type Runner, type RunRequest, type RunOutput } from './runner';
+import { watchModel } from './modelWatch';
+import type { CancelOutcome } from './engineClient';
+import type { Job, Runner, RunRequest, RunOutput } from './runner';
 import { applyRuleChoice, ruleChoiceOf, viewFromSettings, type Settings } from './settings';
 
 export const VIEW_TYPE = 'lrpLens.explain';
@@ -50,6 +51,8 @@ export class ExplainPanel implements vscode.Disposable {
   private ready = false;
   private disposed = false;
   private cancelRunning: (() => void) | undefined;
+  /** Stops watching the model file of the shown result. */
+  private unwatchModel: (() => void) | undefined;
   /** The main view's method ('lrp' = under the rule choice). */
   private method: MainMethod = 'lrp';
   /** The latest compare request; older ones stop between cells. */
@@ -141,6 +144,7 @@ export class ExplainPanel implements vscode.Disposable {
     this.disposed = true;
     this.cancelRunning?.();
     this.cancelEval?.();
+    this.unwatchModel?.();
     this.compareId++;
     if (ExplainPanel.panels.get(this.imagePath) === this) ExplainPanel.panels.delete(this.imagePath);
     for (const d of this.disposables) d.dispose();
@@ -279,9 +283,9 @@ export class ExplainPanel implements vscode.Disposable {
     const failAll = (message: string): void => {
       for (const m of methods) this.post({ type: 'compareCellError', compareId, method: m, message });
     };
-    let input: PreparedInput;
+    let req: RunRequest;
     try {
-      input = await this.deps.runner.prepare(await this.request(target));
+      req = await this.request(target);
     } catch (err) {
       if (current()) failAll(describeError(err).message);
       return;
@@ -291,13 +295,13 @@ export class ExplainPanel implements vscode.Disposable {
         if (!current()) return;
         progress.report({ message: `${method} (${i + 1}/${methods.length})` });
         try {
-          const a = await this.deps.runner.attribute(input, method, target);
+          const a = await this.deps.runner.attribute(req, method).result;
           if (!current()) return;
           this.post({
             type: 'compareCell',
-            cell: { compareId, method, target: a.target, map: packMap(a.map), logit: a.logit, ms: a.timings.ms, ...(a.layer ? { layer: a.layer } : {}) },
+            cell: { compareId, method, target: a.target, map: a.map, logit: a.logit, ms: a.ms, ...(a.layer ? { layer: a.layer } : {}) },
           });
-          logLine(`compare ${path.basename(this.imagePath)} ${method}: target=${a.target} ${a.timings.ms.toFixed(0)}ms`);
+          logLine(`compare ${path.basename(this.imagePath)} ${method}: target=${a.target} ${a.ms.toFixed(0)}ms`);
         } catch (err) {
           if (!current()) return;
           const message = describeError(err).message;
@@ -316,8 +320,10 @@ export class ExplainPanel implements vscode.Disposable {
     this.cancelEval?.();
     const evalId = ++this.evalId;
     let cancelled = false;
+    let running: Job<unknown> | undefined;
     const cancel = (): void => {
       cancelled = true;
+      void running?.cancel(true);
     };
     this.cancelEval = cancel;
     const all: CompareMethod[] = methods.includes('random') ? [...methods] : [...methods, 'random'];
@@ -332,20 +338,18 @@ export class ExplainPanel implements vscode.Disposable {
         async (progress, token) => {
           token.onCancellationRequested(cancel);
           post();
-          const input = await this.deps.runner.prepare(await this.request(target));
-          let t = target ?? 0;
-          if (target === undefined) {
-            const logits = await input.explainer.forward(input.tensor);
-            for (let k = 1; k < logits.length; k++) if (logits[k] > logits[t]) t = k;
-          }
-          payload.target = t;
-          const { labelFor } = (await loadEngine()).labels;
-          payload.targetLabel = labelFor(input.labels, t);
+          const req = await this.request(target);
           for (const [i, method] of all.entries()) {
             if (stopped()) throw new CancelledError();
             progress.report({ message: `${method} (${i + 1}/${all.length})`, increment: 100 / all.length });
-            const r = await this.deps.runner.evaluate(input, method, t);
+            // the first method fixes the target (the top class when none was given)
+            const job = this.deps.runner.evaluate(i === 0 ? req : { ...req, target: payload.target }, method);
+            running = job;
+            const r = await job.result;
+            running = undefined;
             if (stopped()) throw new CancelledError();
+            payload.target = r.target;
+            payload.targetLabel = r.targetLabel;
             const score: FaithfulnessScore = { ...r.methods[0], name: method };
             payload.steps = r.steps;
             payload.patch = r.patch;
@@ -355,7 +359,7 @@ export class ExplainPanel implements vscode.Disposable {
             payload.methods.push(score);
             logLine(
               `faithfulness ${path.basename(this.imagePath)} ${method}: ` +
-                (score.error ? score.error : `AOPC=${score.aopc?.toPrecision(4)} (steps=${r.steps}, patch=${r.patch}, ${(r.share * 100).toFixed(1)}% of the image, target=${t})`),
+                (score.error ? score.error : `AOPC=${score.aopc?.toPrecision(4)} (steps=${r.steps}, patch=${r.patch}, ${(r.share * 100).toFixed(1)}% of the image, target=${r.target})`),
             );
             post();
           }
@@ -365,7 +369,7 @@ export class ExplainPanel implements vscode.Disposable {
       );
     } catch (err) {
       if (evalId !== this.evalId || this.disposed) return;
-      if (err instanceof CancelledError || cancelled) {
+      if (isCancelled(err) || cancelled) {
         payload.state = 'cancelled';
         payload.message = 'Cancelled.';
       } else {
@@ -394,7 +398,7 @@ export class ExplainPanel implements vscode.Disposable {
     }
     try {
       const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: float32 stability' }, () =>
-        this.deps.runner.stability(last),
+        this.deps.runner.stability(last).result,
       );
       logLine(`stability ${path.basename(this.imagePath)}: one-ulp input noise moves the relevance by ${r.ulpRelL2.toExponential(2)} (relative L2, ${r.draws} draws)`);
       if (runId === this.lastRunId && !this.disposed) this.post({ type: 'stability', runId, ...r });
@@ -404,9 +408,9 @@ export class ExplainPanel implements vscode.Disposable {
   }
 
   private sendLayerDetail(runId: number, index: number): void {
-    const layer = this.last?.explanation.layers[index];
-    if (!layer || runId !== this.lastRunId) return;
-    const sums = layer.channelSums;
+    const last = this.last;
+    if (!last || runId !== this.lastRunId || index >= last.channelSums.length) return;
+    const sums = last.channelSums[index];
     const topChannels = sums
       ? Array.from(sums, (sum, channel) => ({ channel, sum }))
           .sort((a, b) => Math.abs(b.sum) - Math.abs(a.sum))
@@ -432,16 +436,20 @@ export class ExplainPanel implements vscode.Disposable {
   async explain(): Promise<void> {
     if (!this.ready || this.disposed) return;
     const runId = ++this.runId;
-    this.cancelRunning?.();
+    this.cancelRunning?.(); // a replaced run stops at its next step in the engine
     let cancelled = false;
+    let job: Job<RunOutput> | undefined;
     let rejectCancelled: (e: Error) => void = () => undefined;
     // Settles as soon as the run is cancelled or replaced: the progress closes at once and the
     // engine's late result is dropped.
     const cancelledP = new Promise<never>((_, reject) => (rejectCancelled = reject));
     cancelledP.catch(() => undefined);
-    const cancel = (): void => {
+    const cancel = (hard = false): void => {
+      if (cancelled) return;
       cancelled = true;
       rejectCancelled(new CancelledError());
+      const outcome = job ? job.cancel(hard) : Promise.resolve('idle' as const);
+      if (hard) void outcome.then((o) => this.reportCancel(runId, o));
     };
     this.cancelRunning = cancel;
     const check = (): void => {
@@ -452,30 +460,31 @@ export class ExplainPanel implements vscode.Disposable {
       await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${name}`, cancellable: true },
         async (progress, token) => {
-          token.onCancellationRequested(cancel);
+          token.onCancellationRequested(() => cancel(true));
           if (!vscode.workspace.isTrusted) throw new UntrustedError();
           const settings = this.settings();
           this.post({ type: 'busy', message: 'Finding the model…' });
           const modelPath = await Promise.race([this.deps.models.resolve(this.imageUri), cancelledP]);
           check();
-          progress.report({ message: `loading ${path.basename(modelPath)}…` });
-          this.post({ type: 'busy', message: `Loading ${path.basename(modelPath)} and explaining…` });
-          await Promise.race([loadEngine(), cancelledP]);
-          check();
-          const out = await Promise.race([
-            this.deps.runner.run({ ...this.requestFor(settings, modelPath, this.target), method: this.method }),
-            cancelledP,
-          ]);
+          progress.report({ message: `${path.basename(modelPath)}…` });
+          this.post({ type: 'busy', message: `Explaining with ${path.basename(modelPath)}…` });
+          job = this.deps.runner.run({ ...this.requestFor(settings, modelPath, this.target), method: this.method }, (message) => {
+            if (cancelled || runId !== this.runId) return;
+            progress.report({ message });
+            this.post({ type: 'busy', message: message.charAt(0).toUpperCase() + message.slice(1) });
+          });
+          const out = await Promise.race([job.result, cancelledP]);
           check();
           this.last = out;
           this.lastRunId = runId;
           logLine(out.logLine);
           this.sendResult(out);
+          this.watchModelOf(out);
           void this.deps.models.refreshStatus(this.imageUri);
         },
       );
     } catch (err) {
-      if (err instanceof CancelledError) {
+      if (isCancelled(err)) {
         if (runId === this.runId && !this.disposed) {
           logLine(`cancelled: ${name}`);
           if (this.last) this.sendResult(this.last);
@@ -488,6 +497,32 @@ export class ExplainPanel implements vscode.Disposable {
     } finally {
       if (this.cancelRunning === cancel) this.cancelRunning = undefined;
     }
+  }
+
+  /** Tells the panel what Cancel did to the engine. */
+  private reportCancel(runId: number, outcome: CancelOutcome): void {
+    const text: Record<CancelOutcome, string> = {
+      idle: 'Cancelled before the engine started working.',
+      stopping: 'Cancelled; the engine stops at its next step.',
+      stopped: 'Cancelled; the engine stopped the explanation.',
+      terminated:
+        'Cancelled; the engine did not stop within half a second, so its process was terminated. The next explanation starts a new one (the model is loaded again).',
+    };
+    logLine(`cancel ${path.basename(this.imagePath)}: ${outcome}`);
+    if (runId === this.runId && !this.disposed) this.post({ type: 'notice', notice: { kind: 'cancelled', message: text[outcome] } });
+  }
+
+  /** Watches the shown result's model file: when it changes on disk, the panel offers to explain again. */
+  private watchModelOf(out: RunOutput): void {
+    this.unwatchModel?.();
+    const model = out.request.modelPath;
+    this.unwatchModel = watchModel(model, out.modelStat, () => {
+      logLine(`${model} changed on disk; ${path.basename(this.imagePath)} offers to explain again`);
+      this.post({
+        type: 'notice',
+        notice: { kind: 'modelChanged', message: `${path.basename(model)} changed on disk since this explanation.`, action: 'explain' },
+      });
+    });
   }
 
   private showError(err: unknown): void {
@@ -517,25 +552,12 @@ export class ExplainPanel implements vscode.Disposable {
     });
     if (!target) return;
     try {
-      const { heatmap } = await loadEngine();
       let bytes: Uint8Array;
-      if (kind === 'png') {
-        const map = heatmap.relevanceMap(out.explanation.relevance, out.explanation.layout);
-        bytes = await heatmap.blendHeatmap(out.original, map, {
-          colormap: this.view.colormap,
-          mode: this.view.sign,
-          alpha: this.view.opacity,
-          view: this.view.mode,
-          percentile: this.view.percentile,
-          gamma: this.view.gamma,
-        });
-      } else if (kind === 'npy') {
+      if (kind === 'png') bytes = await this.deps.runner.heatmapPng(out, this.view);
+      else if (kind === 'npy') {
         const { writeNpy } = await import('../engine/io/npy');
-        bytes = writeNpy(out.explanation.relevance);
-      } else {
-        const { summary } = await loadEngine();
-        bytes = Buffer.from(summaryJson(out, summary.explanationSummary), 'utf8');
-      }
+        bytes = writeNpy({ dtype: 'float32', dims: out.relevance.dims, data: out.relevance.data });
+      } else bytes = Buffer.from(out.summaryJson, 'utf8');
       await vscode.workspace.fs.writeFile(target, bytes);
       logLine(`exported ${kind} to ${target.fsPath}`);
       const reveal = 'Open';

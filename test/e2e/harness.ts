@@ -56,6 +56,8 @@ export interface ServerOptions {
   port?: number;
   /** Address to bind (default 127.0.0.1). */
   host?: string;
+  /** More extensions to install beside LRP Lens (e.g. the probe of engine.test.ts). */
+  extraVsix?: string[];
 }
 
 export class CodeServer {
@@ -120,6 +122,14 @@ export class CodeServer {
       { env, encoding: 'utf8' },
     );
     if (install.status !== 0) throw new Error(`installing the vsix failed:\n${install.stdout}\n${install.stderr}`);
+    for (const extra of this.opts.extraVsix ?? []) {
+      const r = spawnSync(
+        path.join(NODE24_BIN, 'node'),
+        [CODE_SERVER, '--install-extension', extra, '--extensions-dir', this.extensionsDir, '--user-data-dir', this.userDataDir, '--force'],
+        { env, encoding: 'utf8' },
+      );
+      if (r.status !== 0) throw new Error(`installing ${extra} failed:\n${r.stdout}\n${r.stderr}`);
+    }
     this.port = this.opts.port ?? (await freePort());
     const out = fs.openSync(this.log, 'a');
     // detached: the server gets its own session (setsid), so stop() can end exactly its group.
@@ -301,11 +311,12 @@ export async function startVsCode(
   prefix: string,
   workspace: (root: string) => string,
   viewport: { width: number; height: number },
+  extra: Pick<ServerOptions, 'extraVsix' | 'settings'> = {},
 ): Promise<VsCodeSession> {
   ensureTools();
   const vsix = ensureVsix();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  const server = new CodeServer({ vsix, workspace: workspace(root) });
+  const server = new CodeServer({ vsix, workspace: workspace(root), ...extra });
   await server.start();
   const browser = await launchBrowser();
   const page = await browser.newPage({ viewport });

@@ -11,7 +11,7 @@ import { onnxMetadata, parseNameList, readModelFolder, specFromHfProcessor, spec
 import { INTERPOLATIONS, RESIZE_MODES, applyGeometry, planGeometry, photoRegion, roundHalfEven } from '../../src/engine/io/preprocess';
 import { SPEC_PRESETS, optionsFromSpec } from '../../src/engine/io/preprocessing-spec';
 import { dimOutside, photoToInput, placeMap } from '../../src/engine/io/placement';
-import { resolveModelConfig } from '../../src/host/model-config';
+import { resolveModelConfig } from '../../src/explain/model-config';
 import { parsePreprocessing } from '../../src/host/settings';
 
 const FOLDERS = path.join(FIXTURES_DIR, 'model-folders');

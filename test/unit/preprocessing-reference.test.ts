@@ -14,7 +14,7 @@ import { decodeImage, imageTensor, loadImageTensor } from '../../src/engine/io/i
 import { optionsFromSpec } from '../../src/engine/io/preprocessing-spec';
 import { parseArgs } from 'node:util';
 import { PREPROCESS_OPTIONS, userSpecFrom } from '../../src/cli-args';
-import { resolveModelConfig } from '../../src/host/model-config';
+import { resolveModelConfig } from '../../src/explain/model-config';
 
 const DIR = path.join(FIXTURES_DIR, 'preprocessing');
 

@@ -17,6 +17,7 @@ import {
   viewFromSettings,
 } from '../../src/host/settings';
 import { Runner } from '../../src/host/runner';
+import { modelConfigOf } from '../../src/explain/server/service';
 
 function rejects(raw: Parameters<typeof parseSettings>[0], setting: string, detail: RegExp): void {
   assert.throws(
@@ -151,6 +152,8 @@ test('package.json contributes every setting the parser reads, with schema', () 
 });
 
 test('preprocessing.json beside the model applies when the setting is not set', async () => {
+  // the host sends the setting; the engine resolves it against the files beside the model
+  const preprocessingFor = async (req: Parameters<typeof Runner.spec>[0]) => (await modelConfigOf(await Runner.spec(req))).preprocessing;
   assert.equal(parseSettings({}).preprocessingFromSetting, false);
   assert.equal(parseSettings({ preprocessing: { preset: 'unit' } }).preprocessingFromSetting, true);
   assert.deepEqual(parsePreprocessingFile('{"preset": "symmetric"}', 'p.json'), { preset: 'symmetric', channelOrder: 'rgb' });
@@ -166,14 +169,14 @@ test('preprocessing.json beside the model applies when the setting is not set', 
       preprocessing: parsePreprocessing(undefined),
       rules: DEFAULT_RULES,
     };
-    assert.equal((await Runner.preprocessingFor(base)).preset, 'imagenet'); // no file: the default
+    assert.equal((await preprocessingFor(base)).preset, 'imagenet'); // no file: the default
     writeFileSync(path.join(dir, 'preprocessing.json'), '{"preset": "symmetric", "size": [64, 64]}');
-    const fromFile = await Runner.preprocessingFor(base);
+    const fromFile = await preprocessingFor(base);
     assert.equal(fromFile.preset, 'symmetric');
     assert.deepEqual(fromFile.size, { width: 64, height: 64 });
     // an explicit setting wins over the file
     const set = { ...base, preprocessing: parsePreprocessing({ preset: 'unit' }), preprocessingFromSetting: true };
-    assert.equal((await Runner.preprocessingFor(set)).preset, 'unit');
+    assert.equal((await preprocessingFor(set)).preset, 'unit');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

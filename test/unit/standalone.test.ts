@@ -63,3 +63,32 @@ test('no file under src/engine imports from src/backends or from src/explain', (
   }
   assert.deepEqual(hits, []);
 });
+
+test('the extension host loads no engine: src/host and src/extension.ts import no backend, explainer or model code', () => {
+  const files = [...repoFiles('src/host'), 'src/extension.ts'].filter((f) => f.endsWith('.ts'));
+  assert.ok(files.length > 5);
+  // what the host may load at run time: the engine protocol, the rules config (settings
+  // validation), the folder listing (explain/batch.ts has no engine import) and the .npy writer
+  // (the export), and the preprocessing vocabulary the settings validate against (pure modules
+  // without imports of their own: resize modes, interpolations, spec presets); everything else,
+  // the model folder's preprocessing and labels included, runs in the engine process
+  const allowed = [
+    'src/explain/server/protocol',
+    'src/engine/config',
+    'src/explain/batch',
+    'src/engine/io/npy',
+    'src/engine/io/preprocess',
+    'src/engine/io/preprocessing-spec',
+  ];
+  const hits: string[] = [];
+  for (const f of files) {
+    const src = readFileSync(path.join(REPO_DIR, f), 'utf8');
+    for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\s+(?!type\b)[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+      const spec = m[1] ?? m[2];
+      const target = path.relative(REPO_DIR, path.resolve(REPO_DIR, path.dirname(f), spec));
+      const engineSide = ['src/engine', 'src/explain', 'src/backends'].some((d) => target.startsWith(d));
+      if (engineSide && !allowed.includes(target)) hits.push(`${f} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(hits, []);
+});

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseLabels } from '../engine/io/labels';
 import { readModelFolder } from '../engine/io/model-folder';
 import type { PreprocessingSpec } from '../engine/io/preprocessing-spec';
-import { LABEL_FILE_NAMES, parsePreprocessingFile, PREPROCESSING_FILE_NAME } from './settings';
+import { LABEL_FILE_NAMES, parsePreprocessingFile, PREPROCESSING_FILE_NAME } from '../host/settings';
 
 export interface ModelConfig {
   preprocessing: PreprocessingSpec;
