@@ -1,6 +1,7 @@
 // Putting a map computed at the model input's resolution back on the full photo when the input
 // was a crop (or a padded fit) of it: the map covers the region the model saw, the rest of the
 // photo is dimmed. Pure (no Node or DOM imports): the CLI's heatmap and the panel share it.
+import { sampleBilinear } from './render';
 
 /** The part of the photo the model input covers, in original photo pixels (see preprocess.ts). */
 export interface Region {
@@ -30,19 +31,6 @@ export function photoToInput(px: number, py: number, region: Region, inputW: num
   return { x: u * inputW - 0.5, y: v * inputH - 0.5 };
 }
 
-function sample(map: PlainMap, x: number, y: number): number {
-  const { width: w, height: h, data } = map;
-  const cx = Math.min(w - 1, Math.max(0, x));
-  const cy = Math.min(h - 1, Math.max(0, y));
-  const x0 = Math.floor(cx);
-  const y0 = Math.floor(cy);
-  const x1 = Math.min(w - 1, x0 + 1);
-  const y1 = Math.min(h - 1, y0 + 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  return (data[y0 * w + x0] * (1 - fx) + data[y0 * w + x1] * fx) * (1 - fy) + (data[y1 * w + x0] * (1 - fx) + data[y1 * w + x1] * fx) * fy;
-}
-
 /**
  * The map placed on an outW x outH picture of the whole photo (photoW x photoH original pixels):
  * bilinear inside the region, 0 outside it (0 leaves the photo unchanged when blended).
@@ -55,7 +43,7 @@ export function placeMap(map: PlainMap, region: Region, photoW: number, photoH: 
     const py = (y + 0.5) * sy;
     for (let x = 0; x < outW; x++) {
       const p = photoToInput((x + 0.5) * sx, py, region, map.width, map.height);
-      if (p) out[y * outW + x] = sample(map, p.x, p.y);
+      if (p) out[y * outW + x] = sampleBilinear(map, p.x, p.y);
     }
   }
   return out;
