@@ -20,6 +20,9 @@ if (existsSync('src/extension.ts'))
 // the engine process the extension forks (src/host/engineClient.ts)
 if (existsSync('src/explain/server/main.ts'))
   builds.push({ ...shared, entryPoints: ['src/explain/server/main.ts'], outfile: 'dist/engine.js', platform: 'node', format: 'cjs', target: 'node20' });
+// the worker thread that forks and talks to the engine process (src/host/engineLink.ts)
+if (existsSync('src/host/engineLinkWorker.ts'))
+  builds.push({ ...shared, entryPoints: ['src/host/engineLinkWorker.ts'], outfile: 'dist/engine-link.js', platform: 'node', format: 'cjs', target: 'node20' });
 if (existsSync('webview/main.ts'))
   builds.push({ ...shared, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' });
 if (existsSync('webview/folder.ts'))

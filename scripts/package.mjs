@@ -103,7 +103,7 @@ function stage(target) {
   const sharpVersion = pkgJson(path.join(NM, 'sharp')).optionalDependencies;
   // the package's own files
   for (const f of ['README.md', 'CHANGELOG.md', ...readdirSync(ROOT).filter((f) => /^LICENSE/.test(f))]) if (existsSync(path.join(ROOT, f))) place(path.join(ROOT, f), path.join(dir, f));
-  for (const f of readdirSync(path.join(ROOT, 'dist')).filter((f) => /^(extension|engine|webview|folder)\.js$|\.wasm$/.test(f))) place(path.join(ROOT, 'dist', f), path.join(dir, 'dist', f));
+  for (const f of readdirSync(path.join(ROOT, 'dist')).filter((f) => /^(extension|engine|engine-link|webview|folder)\.js$|\.wasm$/.test(f))) place(path.join(ROOT, 'dist', f), path.join(dir, 'dist', f));
   place(path.join(ROOT, 'media'), path.join(dir, 'media'));
   // node_modules: the runtime modules, onnxruntime's binaries for this target only
   for (const name of RUNTIME) {

@@ -9,7 +9,7 @@ import { ModelPicker } from './host/modelPicker';
 import { ExplainPanel, fileExists, notifyError, VIEW_TYPE, type PanelDeps } from './host/panel';
 import { registerFolderCommand } from './host/folderPanel';
 import { Runner } from './host/runner';
-import { EngineClient } from './host/engineClient';
+import { EngineLink } from './host/engineLink';
 import { engineMemoryMb } from './host/config';
 import { IMAGE_EXTENSIONS, isImagePath, SECTION } from './host/settings';
 
@@ -46,9 +46,11 @@ async function pickImage(): Promise<vscode.Uri | undefined> {
 }
 
 export function activate(context: vscode.ExtensionContext): void {
-  // The engine runs in its own process (dist/engine.js), started on the first explanation.
-  const engine = new EngineClient({
+  // The engine runs in its own process (dist/engine.js), started on the first explanation by a
+  // worker thread (dist/engine-link.js), so that the fork never stalls the extension host's thread.
+  const engine = new EngineLink({
     entry: path.join(context.extensionPath, 'dist', 'engine.js'),
+    worker: path.join(context.extensionPath, 'dist', 'engine-link.js'),
     memoryMb: engineMemoryMb,
     log: logLine,
   });

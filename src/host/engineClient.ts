@@ -140,6 +140,7 @@ export class EngineClient {
     if (this.proc && mem !== this.procMemoryMb && ![...this.pending.values()].some((p) => p.proc === this.proc)) this.stopIdle();
     if (this.proc) return this.proc;
     this.stderrTail = [];
+    const t0 = performance.now();
     const proc = fork(this.opts.entry, [], {
       serialization: 'advanced',
       execArgv: [...(this.opts.execArgv ?? []), `--max-old-space-size=${mem}`],
@@ -154,7 +155,7 @@ export class EngineClient {
     } catch {
       // not permitted here: the engine runs at normal priority
     }
-    this.log(`engine: started process ${proc.pid} (memory limit ${mem} MB)`);
+    this.log(`engine: started process ${proc.pid} in ${(performance.now() - t0).toFixed(0)} ms (memory limit ${mem} MB)`);
     const lines = (stream: NodeJS.ReadableStream | null, err: boolean): void => {
       let buf = '';
       stream?.setEncoding('utf8');

@@ -77,7 +77,7 @@ const toWire = (m: { width: number; height: number; data: Float32Array }): WireM
 });
 
 export class Runner {
-  constructor(readonly engine: EngineClient) {}
+  constructor(readonly engine: Pick<EngineClient, 'request' | 'dispose'>) {}
 
   /**
    * The engine's description of a request. The files beside the model (preprocessing.json, label

@@ -55,6 +55,20 @@ function probeLags(): Promise<{ at: number; ms: number }[]> {
   });
 }
 
+/** The extension host's resident memory in MB (what a fork from its thread would have to copy the page tables of). */
+function probeRssMb(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: probePort, path: '/rss', agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(JSON.parse(body).rssMb));
+      })
+      .on('error', reject);
+  });
+}
+
 /** Runs the probe's command once; resolves with the round trip in ms. */
 function ping(): Promise<number> {
   const t0 = performance.now();
@@ -267,7 +281,8 @@ test(
     const baseStalls = (await probeLags()).filter((l) => l.at >= b0);
     t.diagnostic(
       `baseline, nothing explained: ${base.length} probe commands, median ${base[base.length >> 1].toFixed(1)} ms, max ${base[base.length - 1].toFixed(1)} ms; ` +
-        `${baseStalls.length} event-loop stalls over 20 ms, longest ${Math.max(0, ...baseStalls.map((l) => l.ms))} ms; load average ${os.loadavg()[0].toFixed(1)}`,
+        `${baseStalls.length} event-loop stalls over 20 ms, longest ${Math.max(0, ...baseStalls.map((l) => l.ms))} ms; load average ${os.loadavg()[0].toFixed(1)}; ` +
+        `extension host resident memory ${await probeRssMb()} MB`,
     );
 
     const pings = pinger();

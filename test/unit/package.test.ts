@@ -58,7 +58,7 @@ function checkFiles(target: string, files: string[]): string[] {
     assert.ok(!files.some((f) => f.includes(`/${o.os}/${o.arch}/`) || f.includes(`sharp-${other}`) || f.includes(`libvips-${other}`)), `${target}: holds files of ${other}`);
   }
   // what the extension needs at run time, on every platform
-  for (const f of ['package.json', 'dist/extension.js', 'dist/engine.js', 'dist/webview.js', 'node_modules/sharp/package.json', 'node_modules/onnxruntime-common/package.json'])
+  for (const f of ['package.json', 'dist/extension.js', 'dist/engine.js', 'dist/engine-link.js', 'dist/webview.js', 'node_modules/sharp/package.json', 'node_modules/onnxruntime-common/package.json'])
     assert.ok(files.includes(f), `${target}: ${f}`);
   assert.ok(files.some((f) => f.startsWith('node_modules/@tensorflow/tfjs-backend-wasm/dist/') && f.endsWith('.wasm')), `${target}: tf.js wasm binaries`);
   // the dependency closure staged for npm's check stays out

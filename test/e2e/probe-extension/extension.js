@@ -5,7 +5,7 @@
 // host's thread is blocked (as it was while LRP Lens loaded a model), the answer waits.
 // The port goes to $TMPDIR/lrp-lens-probe.json. GET /lag lists the stalls of the extension host's
 // event loop seen from inside (a 10 ms timer firing late by more than 20 ms), to tell a blocked
-// thread from a process waiting for a CPU.
+// thread from a process waiting for a CPU; GET /rss the extension host's resident memory.
 const http = require('node:http');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -29,6 +29,10 @@ function activate(context) {
   server = http.createServer((req, res) => {
     if (req.url === '/lag') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(lags));
+      return;
+    }
+    if (req.url === '/rss') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rssMb: Math.round(process.memoryUsage().rss / 2 ** 20) }));
       return;
     }
     if (req.url !== '/ping') {
