@@ -99,6 +99,7 @@ export function rulesFrom(values: Values): Record<string, unknown> {
   if (values.gamma !== undefined) cfg.gamma = numberArg('gamma', values.gamma as string);
   if (values.init !== undefined) cfg.init = values.init;
   if (values.attention !== undefined) cfg.attention = values.attention;
+  if (values['batch-norm'] !== undefined) cfg.batchNorm = values['batch-norm'];
   return cfg;
 }
 

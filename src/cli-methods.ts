@@ -35,7 +35,7 @@ export const METHODS_USAGE = `  lrp-lens explain ... --method NAME [--layer NODE
       gradient-input, gradcam, cam or random
   lrp-lens evaluate --model M (--image I | --input X.npy) [--target N] [--methods a,b,c]
       [--steps K] [--patch P] [--area F] [--perturbation patch-mean|mean|uniform] [--mask MASK.png]
-      [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [the preprocessing flags of explain]
+      [--layer NODE] [--rules FILE.json] [--attention cp|attnlrp] [--batch-norm pass|affine] [the preprocessing flags of explain]
       [--out-json S.json] [--backend ...]`;
 /**
  * The photo with the part the model did not see dimmed, and the map placed on the part it saw
@@ -138,6 +138,7 @@ const EVALUATE_OPTIONS = {
   epsilon: { type: 'string' },
   gamma: { type: 'string' },
   attention: { type: 'string' },
+  'batch-norm': { type: 'string' },
   ...PREPROCESS_OPTIONS,
   labels: { type: 'string' },
   'random-seeds': { type: 'string' },

@@ -39,7 +39,7 @@ import {
 const USAGE = `usage:
   lrp-lens explain --model M.onnx|model.json (--image I.png | --input X.npy)
       [--target N] [--composite NAME] [--rules FILE.json] [--epsilon E] [--gamma G]
-      [--init logit|one-hot] [--attention cp|attnlrp] ${PREPROCESS_USAGE}
+      [--init logit|one-hot] [--attention cp|attnlrp] [--batch-norm pass|affine] ${PREPROCESS_USAGE}
       [--labels FILE] [--out-relevance R.npy] [--out-heatmap H.png] [--out-json S.json] [--out-input X.npy]
       [--backend auto|onnxruntime|tfjs] [--stability] [--condition LAYER:c1,c2 | LAYER:topK]
       (--condition: the relevance through those channels of LAYER, a node name; with topK one
@@ -65,6 +65,7 @@ const EXPLAIN_OPTIONS = {
   gamma: { type: 'string' },
   init: { type: 'string' },
   attention: { type: 'string' },
+  'batch-norm': { type: 'string' },
   ...PREPROCESS_OPTIONS,
   labels: { type: 'string' },
   'out-input': { type: 'string' },

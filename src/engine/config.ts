@@ -58,6 +58,17 @@ export interface Override extends RuleParams {
 export const ATTENTION_MODES = ['cp', 'attnlrp'] as const;
 export type AttentionMode = (typeof ATTENTION_MODES)[number];
 
+/**
+ * A BatchNormalization that cannot be folded into a linear node (spec section 3): `pass` (the
+ * spec) hands its output's relevance to its input unchanged; `affine` treats it as what it is, a
+ * per-channel product (passed by its Jacobian) plus a constant shift that absorbs its share like
+ * a bias, R_x = x*s / (x*s + t) * R. That is what Zennit and Captum do with a BatchNorm that has
+ * no rule (gradient times input), and it keeps relevance bounded through DenseNet's
+ * Concat-BatchNorm-Relu-Conv layers.
+ */
+export const BATCH_NORM_MODES = ['pass', 'affine'] as const;
+export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
+
 export interface RulesConfig {
   composite: CompositeName;
   epsilon: number;
@@ -69,6 +80,8 @@ export interface RulesConfig {
   overrides: Override[];
   /** `cp` (default): a Softmax inside the network is a constant; `attnlrp`: AttnLRP's rules. */
   attention: AttentionMode;
+  /** An unfolded BatchNormalization: `pass` (default, spec section 3) or `affine`. */
+  batchNorm: BatchNormMode;
 }
 
 export const DEFAULT_RULES: RulesConfig = {
@@ -80,6 +93,7 @@ export const DEFAULT_RULES: RulesConfig = {
   init: 'logit',
   overrides: [],
   attention: 'cp',
+  batchNorm: 'pass',
 };
 
 export class ConfigError extends Error {
@@ -136,6 +150,7 @@ const TOP_KEYS = new Set([
   'inputBounds',
   'overrides',
   'attention',
+  'batchNorm',
 ]);
 
 /**
@@ -171,6 +186,13 @@ export function parseRulesConfig(raw: unknown, where = 'rules'): RulesConfig {
         `${where}: 'attention' must be one of ${ATTENTION_MODES.map((m) => `"${m}"`).join(', ')} (got ${JSON.stringify(raw.attention)})`,
       );
     cfg.attention = raw.attention as AttentionMode;
+  }
+  if (raw.batchNorm !== undefined) {
+    if (typeof raw.batchNorm !== 'string' || !(BATCH_NORM_MODES as readonly string[]).includes(raw.batchNorm))
+      throw new ConfigError(
+        `${where}: 'batchNorm' must be one of ${BATCH_NORM_MODES.map((m) => `"${m}"`).join(', ')} (got ${JSON.stringify(raw.batchNorm)})`,
+      );
+    cfg.batchNorm = raw.batchNorm as BatchNormMode;
   }
   if (raw.inputBounds !== undefined) {
     if (!isObj(raw.inputBounds)) throw new ConfigError(`${where}: 'inputBounds' must be an object {low, high}`);

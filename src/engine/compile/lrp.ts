@@ -12,7 +12,7 @@ import { averagePoolHandler, globalAvgHandler, globalMaxPoolHandler, maxPoolHand
 import { PASS_OPS, addSubHandler, clipZero, mulDivHandler, passHandler } from './ops/elementwise';
 import { STRUCTURAL_HANDLERS } from './ops/structure';
 import { ConditionSpec, applyCondition, isConditionNode } from './condition';
-import { layerNormHandler } from './ops/normalisation';
+import { batchNormHandler, layerNormHandler } from './ops/normalisation';
 import { bilinearMatMulHandler, softmaxHandler } from './ops/attention';
 
 export { LRP_LOGITS, LRP_TARGET, LRP_TARGET_USED } from './program';
@@ -110,6 +110,7 @@ function handlersFor(prod: Map<string, Node>): Record<string, Handler> {
       return linearHandler(c, n, R);
     },
     LayerNormalization: layerNormHandler,
+    BatchNormalization: batchNormHandler,
     Softmax: softmaxHandler,
     MaxPool: maxPoolHandler,
     GlobalMaxPool: globalMaxPoolHandler,

@@ -20,7 +20,6 @@ export const PASS_OPS = new Set([
   'Identity',
   'Dropout',
   'Cast',
-  'BatchNormalization',
 ]);
 
 // ---------------- element-wise binary ----------------

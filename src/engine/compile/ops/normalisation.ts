@@ -1,9 +1,31 @@
-// LRP for normalisation nodes (spec section 7): LayerNormalization with its standard deviation
-// frozen. y = (x - mean(x)) * gamma / sigma + beta with sigma a constant is linear in x; relevance
+// LRP for normalisation nodes. A BatchNormalization left after folding (spec section 3) passes
+// relevance unchanged, or, with `batchNorm: affine`, is a per-channel product whose shift absorbs
+// its share: R_x = x * s * R / y, s = scale / sqrt(var + eps).
+// LayerNormalization (spec section 7) with its standard deviation frozen. y = (x - mean(x)) * gamma / sigma + beta with sigma a constant is linear in x; relevance
 // passes by its Jacobian (LRP-0) and beta absorbs its share like a bias:
 //   c = gamma / sigma * R / y,   R_x = x * (c - mean(c))   (means over the normalised axes).
-import { A, ModelError, Node, attrInt } from '../../graph/graph';
-import { Ctx, dimsOf, ratio, recordLayer } from './context';
+import { A, ModelError, Node, attrFloat, attrInt, f32 } from '../../graph/graph';
+import { Ctx, constOf, dimsOf, ratio, recordLayer } from './context';
+
+export function batchNormHandler(ctx: Ctx, n: Node, R: (string | null)[]): (string | null)[] {
+  if (!R[0]) return [];
+  if (ctx.cfg.batchNorm === 'pass') return [R[0]];
+  const { b } = ctx;
+  const x = n.inputs[0];
+  const scale = constOf(ctx, n, 1, 'scale');
+  const variance = constOf(ctx, n, 4, 'variance');
+  const eps = attrFloat(n, 'epsilon', 1e-5);
+  const channels = scale.data.length;
+  const s = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) s[c] = Number(scale.data[c]) / Math.sqrt(Number(variance.data[c]) + eps);
+  // per channel (axis 1), broadcast over the axes after it
+  const rank = dimsOf(ctx, x).length;
+  const sc = b.constant(f32([channels, ...Array(Math.max(0, rank - 2)).fill(1)], s), 'bn_scale');
+  const q = b.mul(ratio(ctx, R[0], n.outputs[0]), sc);
+  const Rin = b.mul(x, q);
+  ctx.products.set(Rin, { x, q });
+  return [Rin];
+}
 
 /** The InvStdDev output of a LayerNormalization (added to the node when the model did not use it). */
 function invStdDev(ctx: Ctx, n: Node): string {
