@@ -35,6 +35,18 @@ export interface EngineClientOptions {
   nice?: number;
 }
 
+/** What callers of the engine use: EngineClient in the same thread, EngineLink through a worker. */
+export interface Engine {
+  request<K extends RequestKind>(kind: K, body: RequestOf<K>, opts?: RequestOptions): EngineCall<ResultOf<K>>;
+  dispose(): Promise<void>;
+}
+
+/** `what` names the work in error messages; progress messages go to `onProgress`. */
+export interface RequestOptions {
+  what?: string;
+  onProgress?: (message: string) => void;
+}
+
 export interface EngineCall<T> {
   readonly id: number;
   readonly result: Promise<T>;
@@ -72,7 +84,7 @@ export function engineError(e: WireError): Error {
   return err;
 }
 
-export class EngineClient {
+export class EngineClient implements Engine {
   private proc: ChildProcess | undefined;
   private procMemoryMb = 0;
   private readonly pending = new Map<number, Pending>();
@@ -96,11 +108,7 @@ export class EngineClient {
     this.opts.log?.(line);
   }
 
-  request<K extends RequestKind>(
-    kind: K,
-    body: RequestOf<K>,
-    opts: { what?: string; onProgress?: (message: string) => void } = {},
-  ): EngineCall<ResultOf<K>> {
+  request<K extends RequestKind>(kind: K, body: RequestOf<K>, opts: RequestOptions = {}): EngineCall<ResultOf<K>> {
     const id = this.nextId++;
     let resolve!: (v: unknown) => void;
     let reject!: (e: Error) => void;

@@ -7,7 +7,7 @@
 // Same surface as EngineClient (request, pid, dispose). No `vscode` import.
 import { Worker } from 'node:worker_threads';
 import { ENGINE_ERRORS, type RequestKind, type RequestOf, type ResultOf } from '../explain/server/protocol';
-import { engineError, type CancelOutcome, type EngineCall } from './engineClient';
+import { engineError, type CancelOutcome, type Engine, type EngineCall, type RequestOptions } from './engineClient';
 
 /** Main thread -> worker. */
 export type ToLink =
@@ -50,7 +50,7 @@ interface Waiting {
   onProgress?: (message: string) => void;
 }
 
-export class EngineLink {
+export class EngineLink implements Engine {
   private worker: Worker | undefined;
   private readonly waiting = new Map<number, Waiting>();
   /** Cancels waiting for their outcome (it may come after the request's end). */
@@ -68,11 +68,7 @@ export class EngineLink {
     return this.enginePid;
   }
 
-  request<K extends RequestKind>(
-    kind: K,
-    body: RequestOf<K>,
-    opts: { what?: string; onProgress?: (message: string) => void } = {},
-  ): EngineCall<ResultOf<K>> {
+  request<K extends RequestKind>(kind: K, body: RequestOf<K>, opts: RequestOptions = {}): EngineCall<ResultOf<K>> {
     const id = this.nextId++;
     let w!: Waiting;
     const result = new Promise<ResultOf<K>>((resolve, reject) => {

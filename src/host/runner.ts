@@ -20,7 +20,7 @@ import type {
 } from '../explain/server/protocol';
 import type { CompareMethod, MainMethod, ResultPayload, ViewOptions, WireImage, WireMap } from '../protocol';
 import { CancelledError } from './errors';
-import type { CancelOutcome, EngineCall, EngineClient } from './engineClient';
+import type { CancelOutcome, Engine, EngineCall } from './engineClient';
 import { ruleChoiceOf, type Backend, type Preprocessing } from './settings';
 
 /** Longest side of the photo sent to the panel. */
@@ -77,7 +77,7 @@ const toWire = (m: { width: number; height: number; data: Float32Array }): WireM
 });
 
 export class Runner {
-  constructor(readonly engine: Pick<EngineClient, 'request' | 'dispose'>) {}
+  constructor(readonly engine: Engine) {}
 
   /**
    * The engine's description of a request. The files beside the model (preprocessing.json, label

@@ -41,33 +41,24 @@ function packageProbe(out: string): string {
   return out;
 }
 
-/** The extension host's event-loop stalls the probe saw from inside ({at: Date.now(), ms}). */
-function probeLags(): Promise<{ at: number; ms: number }[]> {
+/** GET `path` of the probe's server, parsed as JSON. */
+function probeJson<T>(path: string): Promise<T> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port: probePort, path: '/lag', agent }, (res) => {
+      .get({ host: '127.0.0.1', port: probePort, path, agent }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve(JSON.parse(body)));
+        res.on('end', () => resolve(JSON.parse(body) as T));
       })
       .on('error', reject);
   });
 }
 
-/** The extension host's resident memory in MB (what a fork from its thread would have to copy the page tables of). */
-function probeRssMb(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: probePort, path: '/rss', agent }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve(JSON.parse(body).rssMb));
-      })
-      .on('error', reject);
-  });
-}
+/** The extension host's event-loop stalls the probe saw from inside ({at: Date.now(), ms}). */
+const probeLags = (): Promise<{ at: number; ms: number }[]> => probeJson('/lag');
+/** The extension host's resident memory in MB (what a fork from its thread copies the page tables of). */
+const probeRssMb = async (): Promise<number> => (await probeJson<{ rssMb: number }>('/rss')).rssMb;
 
 /** Runs the probe's command once; resolves with the round trip in ms. */
 function ping(): Promise<number> {
