@@ -2,6 +2,7 @@
 //
 // Tests read only files inside the repository: the fixtures live in test/fixtures (see its
 // README for where each file came from), and every path is derived from the repository root.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,9 @@ import { Graph, Node, Tensor, ValueInfo, f32 } from '../src/engine/graph/graph';
 import { readNpy, writeNpy } from '../src/engine/io/npy';
 import { seededRandom } from '../src/engine/random';
 import { exportOnnx } from '../src/engine/import/onnx';
+import { parseRulesConfig } from '../src/engine/config';
+import type { Explanation } from '../src/engine/types';
+import { Explainer } from '../src/explain/explainer';
 
 /** The repository root. */
 export const REPO_DIR = path.resolve(__dirname, '..');
@@ -148,6 +152,33 @@ export function writeTinyModel(dir: string, name: string, m: TinyModel): string 
   const file = path.join(dir, name.endsWith('.onnx') ? name : `${name}.onnx`);
   writeFileSync(file, exportOnnx(tinyGraph(m, file)));
   return file;
+}
+
+let tinyCount = 0;
+
+/** Writes `m` into `dir`, explains `x` with `rules` (a rules config object) on onnxruntime, unloads it. */
+export async function explainTiny(dir: string, m: TinyModel, x: Tensor, rules: unknown, target?: number): Promise<Explanation> {
+  const file = writeTinyModel(dir, `model${tinyCount++}`, m);
+  const ex = await Explainer.load(file, { backend: 'onnxruntime' });
+  try {
+    return await ex.explain(x, { target, rules: parseRulesConfig(rules, 'test rules') });
+  } finally {
+    await ex.dispose();
+  }
+}
+
+/** The input relevance as numbers. */
+export const relOf = (e: Explanation): number[] => Array.from(e.relevance.data as Float32Array);
+export const sumOf = (v: ArrayLike<number>): number => Array.from(v).reduce((a, b) => a + b, 0);
+
+/** Asserts a maximal relative error of at most `tol`, printing both vectors when not. */
+export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const err = maxRelErr(got, want);
+  assert.ok(
+    err <= tol,
+    `${what}: max relative error ${err.toExponential(3)} > ${tol}\n  got      [${Array.from(got, (v) => v.toPrecision(7)).join(', ')}]\n  expected [${Array.from(want, (v) => v.toPrecision(7)).join(', ')}]`,
+  );
 }
 
 export function floatInput(name: string, dims: number[]): ValueInfo {

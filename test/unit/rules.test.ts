@@ -3,40 +3,20 @@
 // The expected values are computed in float64 straight from the formulas of lrp-spec.md section 2.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { type RuleParams, parseRulesConfig } from '../../src/engine/config';
-import { Explainer } from '../../src/explain/explainer';
+import { type RuleParams } from '../../src/engine/config';
 import { A, Tensor, f32, i64 } from '../../src/engine/graph/graph';
 import { Explanation } from '../../src/engine/types';
-import { TinyModel, floatInput, makeTmpDir, maxRelErr, node, rng, writeTinyModel } from '../helpers';
+import { TinyModel, floatInput, makeTmpDir, node, rng, assertClose, explainTiny as explainTinyIn, relOf, sumOf } from '../helpers';
 
 let tmp: { dir: string; cleanup: () => void };
-let modelCounter = 0;
 before(() => {
   tmp = makeTmpDir('lrp-lens-rules-');
 });
 after(() => tmp?.cleanup());
 
-async function explainTiny(m: TinyModel, x: Tensor, rules: unknown, target?: number): Promise<Explanation> {
-  const file = writeTinyModel(tmp.dir, `model${modelCounter++}`, m);
-  const ex = await Explainer.load(file, { backend: 'onnxruntime' });
-  try {
-    return await ex.explain(x, { target, rules: parseRulesConfig(rules, 'test rules') });
-  } finally {
-    await ex.dispose();
-  }
-}
-
-const rel = (e: Explanation): number[] => Array.from(e.relevance.data as Float32Array);
-const sum = (v: ArrayLike<number>): number => Array.from(v).reduce((a, b) => a + b, 0);
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const err = maxRelErr(got, want);
-  assert.ok(
-    err <= tol,
-    `${what}: max relative error ${err.toExponential(3)} > ${tol}\n  got      [${Array.from(got, (v) => v.toPrecision(7)).join(', ')}]\n  expected [${Array.from(want, (v) => v.toPrecision(7)).join(', ')}]`,
-  );
-}
+const explainTiny = (m: TinyModel, x: Tensor, rules: unknown, target?: number): Promise<Explanation> => explainTinyIn(tmp.dir, m, x, rules, target);
+const rel = relOf;
+const sum = sumOf;
 
 function layerRule(e: Explanation, name: string): string {
   const l = e.layers.find((x) => x.name === name);

@@ -13,7 +13,7 @@ import { canonize } from '../../src/engine/graph/canonize';
 import { inferShapes } from '../../src/engine/graph/shapes';
 import { importOnnx } from '../../src/engine/import/onnx';
 import { Explanation } from '../../src/engine/types';
-import { FIXTURES_DIR, TinyModel, floatInput, makeTmpDir, maxRelErr, node, readNpyFile, relL2, rng, tinyGraph, writeTinyModel } from '../helpers';
+import { FIXTURES_DIR, TinyModel, floatInput, makeTmpDir, node, readNpyFile, relL2, rng, tinyGraph, assertClose, explainTiny as explainTinyIn, relOf, sumOf } from '../helpers';
 import { runOrt } from './tfjs-util';
 
 const MODERN = path.join(FIXTURES_DIR, 'lrp-reference-modern');
@@ -22,33 +22,14 @@ const VIT14 = path.join(MODERN, 'shapes-vit/model-opset14.onnx');
 const VIT_INPUT = path.join(MODERN, 'shapes-vit/inputs/sample0.npy');
 
 let tmp: { dir: string; cleanup: () => void };
-let modelCounter = 0;
 before(() => {
   tmp = makeTmpDir('lrp-lens-transformer-');
 });
 after(() => tmp?.cleanup());
 
-async function explainTiny(m: TinyModel, x: Tensor, rules: unknown, target?: number): Promise<Explanation> {
-  const file = writeTinyModel(tmp.dir, `model${modelCounter++}`, m);
-  const ex = await Explainer.load(file, { backend: 'onnxruntime' });
-  try {
-    return await ex.explain(x, { target, rules: parseRulesConfig(rules, 'test rules') });
-  } finally {
-    await ex.dispose();
-  }
-}
-
-const rel = (e: Explanation): number[] => Array.from(e.relevance.data as Float32Array);
-const sum = (v: ArrayLike<number>): number => Array.from(v).reduce((a, b) => a + b, 0);
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const err = maxRelErr(got, want);
-  assert.ok(
-    err <= tol,
-    `${what}: max relative error ${err.toExponential(3)} > ${tol}\n  got      [${Array.from(got, (v) => v.toPrecision(7)).join(', ')}]\n  expected [${Array.from(want, (v) => v.toPrecision(7)).join(', ')}]`,
-  );
-}
+const explainTiny = (m: TinyModel, x: Tensor, rules: unknown, target?: number): Promise<Explanation> => explainTinyIn(tmp.dir, m, x, rules, target);
+const rel = relOf;
+const sum = sumOf;
 
 /** Random values rounded to float32 (what the model sees), in float64 arrays. */
 function values(n: number, r: () => number, scale = 1, offset = 0): number[] {
