@@ -9,7 +9,7 @@ export function outputChannel(): vscode.OutputChannel {
 }
 
 function stamp(): string {
-  return new Date().toISOString().replace('T', ' ').replace(/\..*/, '');
+  return new Date().toISOString().replace('T', ' ').replace('Z', '');
 }
 
 export function logLine(line: string): void {

@@ -41,6 +41,27 @@ function packageProbe(out: string): string {
   return out;
 }
 
+/** The lines of LRP Lens's output channel (VS Code keeps a log file of it) stamped between t0 and t1 (ms since the epoch). */
+function extensionLog(t0: number, t1: number): string[] {
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('LRP Lens.log')) files.push(p);
+    }
+  };
+  walk(server.userDataDir);
+  return files
+    .flatMap((f) => fs.readFileSync(f, 'utf8').split('\n'))
+    .filter((l) => {
+      const m = /^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]/.exec(l);
+      const at = m ? Date.parse(m[1].replace(' ', 'T') + 'Z') : NaN;
+      return at >= t0 && at <= t1;
+    })
+    .map((l) => l.replace(/^\[[^\]]*\]/, (s) => `[+${((Date.parse(s.slice(1, -1).replace(' ', 'T') + 'Z') - t0) / 1000).toFixed(2)} s]`));
+}
+
 /** GET `path` of the probe's server, parsed as JSON. */
 function probeJson<T>(path: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -301,6 +322,7 @@ test(
         slowest.map((p) => `${((p.at - t0) / 1000).toFixed(1)} s: ${p.ms.toFixed(0)} ms`).join(', ') +
         `; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`,
     );
+    t.diagnostic(`LRP Lens's log during the explanation:\n  ${extensionLog(t0, t1).join('\n  ')}`);
     assert.ok(engineCpuS > 2, `the engine process did the work (${engineCpuS} s CPU)`);
     assert.ok(during.length >= 20, `the probe command ran ${during.length} times during the explanation`);
     assert.ok(
