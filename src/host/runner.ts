@@ -149,6 +149,7 @@ export class Runner {
           method: r.method as MainMethod,
           relevance: toWire(r.map),
           layers: r.layers.map(({ map, channelSums: _sums, ...l }: LayerResult) => ({ ...l, ...(map ? { map: toWire(map) } : {}) })),
+          hasAttention: r.hasAttention,
           timings: { loadMs: r.loadMs, forwardMs: r.timings.forwardMs, lrpMs: r.timings.lrpMs, totalMs },
           sources: { preprocessing: r.sources.preprocessing, labels: r.sources.labels, description: r.sources.description },
           modelInput: { width: r.modelInput.width, height: r.modelInput.height, rgb: bytesOf(r.modelInput.rgb) },
