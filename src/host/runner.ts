@@ -159,7 +159,7 @@ export class Runner {
         const rules = r.rules;
         const line =
           `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${r.backend} ` +
-          `preprocessing=${JSON.stringify(r.sources.preprocessing)} (${r.sources.description}) labels=${JSON.stringify(r.sources.labels)} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+          `preprocessing=${JSON.stringify(r.sources.preprocessing)} (${r.sources.description}) labels=${JSON.stringify(r.sources.labels)} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length, attention: rules.attention })} ` +
           `target=${r.target} (${r.targetLabel}) logit=${r.logit.toPrecision(5)} ` +
           `relevanceSum=${r.relevanceSum.toPrecision(5)} load=${r.loadMs === undefined ? 'cached' : ms(r.loadMs)}${r.reloaded ? ' (model changed on disk: reloaded)' : ''} ` +
           `forward=${ms(r.timings.forwardMs)} lrp=${ms(r.timings.lrpMs)} engine=${ms(r.timings.totalMs)} total=${ms(totalMs)}`;
