@@ -151,7 +151,7 @@ test('the fixture ViT: token maps and class-token shares in the relevance flow, 
     await screenshot(page, 'e2e-vit-01-token-flow');
 
     // the README's picture: the whole panel (a tall window, the side bar hidden)
-    await page.setViewportSize({ width: 1600, height: 1640 });
+    await page.setViewportSize({ width: 1600, height: 1880 });
     await page.keyboard.press('Control+B');
     await page.waitForTimeout(800);
     await view.locator('#app').evaluate(() => window.scrollTo(0, 0));
