@@ -68,9 +68,21 @@ export function attentionValue(fallback: AttentionMode): AttentionMode {
   return (ATTENTION_MODES as readonly string[]).includes(v ?? '') ? (v as AttentionMode) : fallback;
 }
 
-/** The flow card's note on token layers (hidden until a result has them). */
+/** The flow card's note on token layers and the per-block strip (hidden until a result has them). */
 export function tokenFlowNote(): HTMLElement {
-  return h('p', { class: 'muted small', id: 'token-flow-note', hidden: '' });
+  return h('div', { id: 'token-flow' }, h('p', { class: 'muted small', id: 'token-flow-note', hidden: '' }), h('div', { class: 'token-blocks', id: 'token-blocks', hidden: '' }));
+}
+
+/**
+ * The layers (indices into `layers`, output first) that end a transformer block: a pre-LN block
+ * has two residual Adds on the token stream (after attention, after the MLP), so from the input
+ * side every second token Add is a block's output. Empty when the token Adds do not pair up.
+ */
+export function blockOutputs(layers: readonly Pick<WireLayer, 'opType' | 'tokens'>[]): number[] {
+  const adds = layers.map((l, i) => (l.opType === 'Add' && l.tokens ? i : -1)).filter((i) => i >= 0);
+  if (adds.length === 0 || adds.length % 2 !== 0) return [];
+  // output first: the 1st, 3rd, ... token Add is the last, second-to-last, ... block's output
+  return adds.filter((_, k) => k % 2 === 0);
 }
 
 /** After a result: the attention selector (shown for models with attention) and the flow note. */
@@ -79,6 +91,7 @@ export function showTokens(r: ResultPayload): void {
   if (field) field.hidden = r.hasAttention !== true;
   const sel = document.getElementById('attention') as { value?: string } | null;
   if (sel) sel.value = r.rules.attention;
+  showBlocks(r);
   const note = document.getElementById('token-flow-note');
   const token = r.layers.find((l) => l.tokens && l.map);
   if (!note) return;
@@ -87,4 +100,36 @@ export function showTokens(r: ResultPayload): void {
     note.textContent =
       `Token layers: the thumbnail is the patch tokens' relevance on the ${token.map.width}×${token.map.height} patch grid` +
       (token.tokens && token.tokens.skip > 0 ? '; CLS is the class token\'s share of the layer\'s relevance.' : '.');
+}
+
+/**
+ * One cell per transformer block, from the input to the output: the relevance of the block's output
+ * tokens on the patch grid (the flow's thumbnail canvas, drawn with the flow) and the class token's
+ * share. A click opens that layer as its flow row does.
+ */
+function showBlocks(r: ResultPayload): void {
+  const strip = document.getElementById('token-blocks');
+  if (!strip) return;
+  const blocks = blockOutputs(r.layers).reverse();
+  strip.replaceChildren(
+    ...(blocks.length ? [h('span', { class: 'muted small token-blocks-label' }, 'Block outputs:')] : []),
+    ...blocks.map((i, k) => {
+      const l = r.layers[i];
+      const share = l.tokens?.classShare;
+      const cell = h(
+        'button',
+        { class: 'token-block', 'data-index': String(i), title: `Block ${k + 1}: ${l.name} (${l.opType})\nrelevance ${formatValue(l.relevanceSum)}` },
+        h('canvas', { class: 'thumb', 'data-index': String(i), width: '1', height: '1' }),
+        h('span', {}, `block ${k + 1}`),
+        l.tokens && l.tokens.skip > 0 ? h('span', { class: 'cls-block' }, `CLS ${share === undefined ? '–' : formatShare(share)}`) : null,
+      );
+      cell.addEventListener('click', () => {
+        const row = document.querySelector<HTMLElement>(`#flow .layer[data-index="${i}"]`);
+        row?.scrollIntoView({ block: 'nearest' });
+        row?.click();
+      });
+      return cell;
+    }),
+  );
+  strip.hidden = blocks.length === 0;
 }

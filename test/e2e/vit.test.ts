@@ -137,9 +137,28 @@ test('the fixture ViT: token maps and class-token shares in the relevance flow, 
     assert.ok(Math.abs(cp[cp.length - 1]) < 0.1, `by the first block the patches hold the relevance (${cp[cp.length - 1]})`);
     assert.match(await view.locator('#token-flow-note').innerText(), /patch tokens' relevance on the 8×8 patch grid; CLS is the class token's share/);
 
-    // the layer view: the token map large, the class token's relevance and share
-    const row = view.locator('#flow .layer', { hasText: 'encoder_layer_1/Add_1' }).first();
-    await row.click();
+    // one cell per block (its output tokens on the grid, the class share), input to output;
+    // the last block hands everything to the class token
+    const blocks = view.locator('#token-blocks .token-block');
+    assert.equal(await blocks.count(), 4);
+    const blockTexts = await blocks.allInnerTexts();
+    t.diagnostic(`blocks: ${blockTexts.map((b) => b.replace(/\n/g, ' ')).join(' | ')}`);
+    blockTexts.forEach((b, k) => assert.match(b.replace(/\n/g, ' '), new RegExp(`^block ${k + 1} CLS -?\\d+(\\.\\d)?%$`)));
+    assert.match(blockTexts[3], /CLS 100%/);
+    const blockThumbs = await view.locator('#token-blocks canvas.thumb').evaluateAll((cs: HTMLCanvasElement[]) =>
+      cs.map((c) => {
+        const d = c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? new Uint8ClampedArray();
+        const colours = new Set<number>();
+        for (let i = 0; i < d.length; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return [c.width, c.height, colours.size];
+      }),
+    );
+    t.diagnostic(`block thumbnails (width, height, colours): ${JSON.stringify(blockThumbs)}`);
+    for (const [w, hgt, colours] of blockThumbs.slice(0, 3)) assert.ok(w === 8 && hgt === 8 && colours >= 4, 'blocks 1-3: token maps that vary');
+
+    // a block opens its layer: the token map large, the class token's relevance and share
+    await blocks.nth(1).click();
+    await view.locator('#flow .layer.selected', { hasText: 'encoder_layer_1/Add_1' }).waitFor({ timeout: 10_000 });
     const large = view.locator('#layer-detail canvas.large');
     await large.waitFor({ state: 'visible', timeout: 10_000 });
     assert.deepEqual(await large.evaluate((c: HTMLCanvasElement) => [c.width, c.height]), [8, 8]);
@@ -155,6 +174,7 @@ test('the fixture ViT: token maps and class-token shares in the relevance flow, 
     await page.keyboard.press('Control+B');
     await page.waitForTimeout(800);
     await view.locator('#app').evaluate(() => window.scrollTo(0, 0));
+    await page.mouse.move(1, 1); // no hover highlight in the picture
     await page.waitForTimeout(300);
     const shot = await page.locator('.editor-group-container.active').screenshot();
     await sharp(shot).resize({ width: 1100 }).png({ compressionLevel: 9, palette: true }).toFile(path.join(ARTIFACTS, 'e2e-vit-readme.png'));

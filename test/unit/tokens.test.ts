@@ -10,7 +10,7 @@ import type { ImageSpec } from '../../src/explain/server/protocol';
 import { parseRulesConfig } from '../../src/engine/config';
 import { parsePersistedState, parseWebviewMessage } from '../../src/protocol';
 import { applyRuleChoice, parseSettings, ruleChoiceOf } from '../../src/host/settings';
-import { formatShare } from '../../webview/token-flow';
+import { blockOutputs, formatShare } from '../../webview/token-flow';
 import { FIXTURES_DIR, REFERENCE_DIR } from '../helpers';
 
 const MODERN = path.join(FIXTURES_DIR, 'lrp-reference-modern');
@@ -65,6 +65,16 @@ test('formatShare: whole percent from 10%, one decimal below, no negative zero',
   assert.equal(formatShare(Number.NaN), '–');
 });
 
+test('blockOutputs: every second token Add from the output side ends a block; none when they do not pair up', () => {
+  const tok = { skip: 1, leading: [1] };
+  const L = (opType: string, tokens = true) => ({ opType, ...(tokens ? { tokens: tok } : {}) });
+  // output first: head, final norm, [Add_1, Gemm, Add, Gemm] x 2 blocks, Conv
+  const layers = [L('Gemm', false), L('LayerNormalization'), L('Add'), L('Gemm'), L('Add'), L('Gemm'), L('Add'), L('Gemm'), L('Add'), L('Gemm'), L('Conv', false)];
+  assert.deepEqual(blockOutputs(layers), [2, 6]);
+  assert.deepEqual(blockOutputs(layers.slice(0, 7)), [], 'three token Adds: no pairing');
+  assert.deepEqual(blockOutputs([L('Add', false), L('Add', false)]), [], 'spatial Adds (CNN) are no blocks');
+});
+
 test('the attention mode crosses the panel protocol and applies on top of the setting', () => {
   assert.deepEqual(parseWebviewMessage({ type: 'explain', rules: { attention: 'attnlrp' } }), { type: 'explain', rules: { attention: 'attnlrp' } });
   assert.equal(parseWebviewMessage({ type: 'explain', rules: { attention: 'softmax' } }), undefined);
@@ -98,6 +108,10 @@ test('the fixture ViT: every token layer has its patch tokens on the 8x8 grid an
     // by the first block's first LayerNorm, attention has moved the relevance to the patches
     const first = tokenLayers[tokenLayers.length - 1];
     assert.ok(Math.abs(first.tokens?.classShare ?? 1) < 0.1, `first LayerNorm share ${first.tokens?.classShare}`);
+    assert.deepEqual(
+      blockOutputs(r.layers).map((i) => r.layers[i].name),
+      [3, 2, 1, 0].map((b) => `/encoder/layers/encoder_layer_${b}/Add_1`),
+    );
     // the patch-embedding Conv keeps its spatial map at the input size
     const conv = r.layers[r.layers.length - 1];
     assert.equal(conv.opType, 'Conv');
