@@ -4,7 +4,7 @@
 // Binary data (relevance maps, image pixels) crosses as ArrayBuffer; `toFloat32` / `toUint8`
 // accept whatever the transport hands over (ArrayBuffer, typed array, or a plain array).
 
-import { COMPOSITE_NAMES, DEFAULT_COMPARE_METHODS } from './engine/config';
+import { ATTENTION_MODES, COMPOSITE_NAMES, DEFAULT_COMPARE_METHODS, type AttentionMode } from './engine/config';
 import { DEFAULT_GAMMA, DEFAULT_OPACITY, DEFAULT_PERCENTILE, HEATMAP_VIEWS, MAX_GAMMA, MAX_PERCENTILE, MIN_GAMMA, MIN_PERCENTILE, type HeatmapView } from './engine/io/render';
 
 /** Over the photo, the map alone, side by side (the engine's list, shared with the CLI). */
@@ -15,6 +15,9 @@ export const PROTOCOL_VERSION = 1;
 // the composites are the engine's own list (config.ts has no dependencies, so the webview can share it)
 export const COMPOSITES = COMPOSITE_NAMES;
 export type Composite = (typeof COMPOSITES)[number];
+
+/** How attention is explained (the rules' `attention` key): CP-LRP or AttnLRP. */
+export { ATTENTION_MODES, type AttentionMode };
 
 export const COLORMAP_NAMES = ['bwr', 'coldnhot', 'seismic', 'hot', 'gray'] as const;
 export type ColormapName = (typeof COLORMAP_NAMES)[number];
@@ -86,7 +89,19 @@ export interface WireLayer {
   relevanceSum: number;
   positiveSum: number;
   negativeSum: number;
+  /** Channel-summed relevance at the layer's input; for a vision transformer's token layer, the patch tokens on the patch grid. */
   map?: WireMap;
+  /** A vision transformer's token layer (its map is the patch grid). */
+  tokens?: WireTokens;
+}
+
+export interface WireTokens {
+  /** Leading tokens before the patch grid (class, distillation). */
+  skip: number;
+  /** Their relevance; index 0 is the class token. */
+  leading: number[];
+  /** The class token's share of the layer's token relevance (R_cls / sum of R_t); absent when that sum is zero. */
+  classShare?: number;
 }
 
 /** The rule parameters the panel can change; the rest comes from the `lrpLens.rules` setting. */
@@ -94,6 +109,8 @@ export interface RuleChoice {
   composite: Composite;
   epsilon: number;
   gamma: number;
+  /** cp or attnlrp: applies to models with attention. */
+  attention: AttentionMode;
 }
 
 export interface ViewOptions {
@@ -141,6 +158,8 @@ export interface ResultPayload {
   /** Channel-summed input relevance at the model's input resolution. */
   relevance: WireMap;
   layers: WireLayer[];
+  /** The model has attention: the panel shows the attention rule selector. */
+  hasAttention?: boolean;
   timings: { loadMs?: number; forwardMs?: number; lrpMs: number; totalMs: number };
   /** Where the preprocessing and the labels came from (setting, file name, default) and the preprocessing in one line. */
   sources?: { preprocessing: string; labels: string; description: string };
@@ -323,6 +342,10 @@ function parseRuleChoice(v: unknown): Partial<RuleChoice> | undefined {
   if (v.composite !== undefined) {
     if (!oneOf(COMPOSITES, v.composite)) return undefined;
     out.composite = v.composite;
+  }
+  if (v.attention !== undefined) {
+    if (!oneOf(ATTENTION_MODES, v.attention)) return undefined;
+    out.attention = v.attention;
   }
   for (const k of ['epsilon', 'gamma'] as const) {
     if (v[k] === undefined) continue;

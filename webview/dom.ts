@@ -29,3 +29,20 @@ export function h(tag: string, props: Record<string, string> = {}, ...children: 
   for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
   return el;
 }
+
+/** A vscode-single-select element's value. */
+export interface SelectEl extends HTMLElement {
+  value: string;
+}
+
+/** A vscode-single-select with its options (a description shows beside an option in the list). */
+export function select(id: string, options: readonly { value: string; label: string; description?: string }[], value: string): SelectEl {
+  const el = h('vscode-single-select', { id }) as SelectEl;
+  for (const o of options) {
+    const opt = h('vscode-option', { value: o.value }, o.label);
+    if (o.description) opt.setAttribute('description', o.description);
+    el.append(opt);
+  }
+  el.value = value;
+  return el;
+}

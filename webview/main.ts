@@ -46,7 +46,8 @@ import {
 import { inputAt, photoView } from './input-view';
 import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
-import { h, vscodeApi } from './dom';
+import { h, select, vscodeApi, type SelectEl } from './dom';
+import { attentionField, attentionValue, showTokens, tokenBadge, tokenFlowNote, tokenNote } from './token-flow';
 
 const vscode = vscodeApi();
 
@@ -59,21 +60,6 @@ function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
   if (!el) throw new Error(`missing #${id}`);
   return el as T;
-}
-
-interface SelectEl extends HTMLElement {
-  value: string;
-}
-
-function select(id: string, options: readonly { value: string; label: string; description?: string }[], value: string): SelectEl {
-  const el = h('vscode-single-select', { id }) as SelectEl;
-  for (const o of options) {
-    const opt = h('vscode-option', { value: o.value }, o.label);
-    if (o.description) opt.setAttribute('description', o.description);
-    el.append(opt);
-  }
-  el.value = value;
-  return el;
 }
 
 // ---------- state ----------
@@ -101,7 +87,7 @@ const state: {
   tab: 'explain',
   method: 'lrp',
   view: { ...DEFAULT_VIEW },
-  rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 },
+  rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25, attention: 'cp' },
   layerMaps: [],
   busy: false,
   modelView: false,
@@ -303,6 +289,7 @@ function buildLayout(): void {
       h('h2', {}, 'Rules'),
       h('label', { class: 'field' }, h('span', {}, 'Method'), methodSel),
       h('label', { class: 'field' }, h('span', {}, 'Composite'), composite),
+      attentionField(state.rules.attention, () => rulesChanged()),
       h(
         'div',
         { class: 'row' },
@@ -317,6 +304,7 @@ function buildLayout(): void {
       { class: 'card' },
       h('h2', {}, 'Relevance flow'),
       h('p', { class: 'muted small' }, 'From the output to the input. Bars: relevance sum per layer relative to the explained logit.'),
+      tokenFlowNote(),
       h('ol', { id: 'flow', class: 'flow' }),
     ),
   );
@@ -450,7 +438,7 @@ function rulesChanged(): void {
     return;
   }
   err.hidden = true;
-  state.rules = { composite, epsilon: eps.value, gamma: gam.value };
+  state.rules = { composite, epsilon: eps.value, gamma: gam.value, attention: attentionValue(state.rules.attention) };
   state.userRules = state.rules;
   persist();
   send({ type: 'explain', target: state.result?.target, rules: state.rules, method: state.method });
@@ -647,6 +635,7 @@ function showResult(r: ResultPayload): void {
   byId<SelectEl>('composite').value = r.rules.composite;
   byId<SelectEl>('epsilon').value = String(r.rules.epsilon);
   byId<SelectEl>('gamma').value = String(r.rules.gamma);
+  showTokens(r);
   byId('model-name').textContent = ` · ${r.model.split(/[\\/]/).pop() ?? r.model} · ${r.backend}`;
   byId('model-name').title = r.model;
   byId('stability-row').hidden = r.method !== 'lrp';
@@ -694,7 +683,7 @@ function showResult(r: ResultPayload): void {
       h('span', { class: 'op' }, l.opType),
       h('span', { class: 'name' }, l.name, h('span', { class: 'rule muted' }, ` · ${l.rule}`)),
       bar(l.relevanceSum),
-      h('span', { class: 'sum' }, formatValue(l.relevanceSum)),
+      h('span', { class: 'sum' }, formatValue(l.relevanceSum), tokenBadge(l)),
       h('span', { class: 'parts muted' }, `+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)}`),
       l.map ? h('canvas', { class: 'thumb', 'data-index': String(i), width: '1', height: '1' }) : h('span', { class: 'thumb none' }),
     );
@@ -776,6 +765,7 @@ function drawLayerDetail(detail?: LayerDetail): void {
         `rule ${l.rule} · output ${l.outputShape.join('×')} · sum ${formatValue(l.relevanceSum)} (+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)})` +
           (map ? ` · map ${map.width}×${map.height}` : ''),
       ),
+      tokenNote(l) ?? '',
       h('p', { class: 'muted small detail-scale' }),
       canvas ?? h('p', { class: 'muted' }, 'No map for this layer.'),
       h('h3', {}, 'Top channels'),

@@ -12,7 +12,7 @@ import { LRP_LOGITS, LRP_RELEVANCE, LRP_TARGET, LRP_TARGET_USED, LrpProgram, Sha
 import { importOnnx } from '../engine/import/onnx';
 import { inferShapes } from '../engine/graph/shapes';
 import { Explanation, LayerRelevance, ModelInputInfo } from '../engine/types';
-import { Attribution, AttributeOptions, attribute } from './methods';
+import { Attribution, AttributeOptions, type TokenLayout, attribute, patchTokenLayout } from './methods';
 import { batchedForwardGraph } from '../engine/compile/batched-forward';
 import { type CacheLimits, ProgramCache, weightBytes } from './program-cache';
 import { STABILITY_DRAWS, type Stability, UNSTABLE_REL_L2, ulpSensitivity } from './stability';
@@ -120,6 +120,19 @@ export class Explainer {
 
   get backendDetail(): string {
     return this.backend.detail;
+  }
+
+  private tokens: TokenLayout | null | undefined;
+
+  /** A vision transformer's patch tokens (leading tokens, patch grid); null for other models. */
+  get tokenLayout(): TokenLayout | null {
+    if (this.tokens === undefined) this.tokens = patchTokenLayout(this.graph, this.shapes);
+    return this.tokens;
+  }
+
+  /** Whether the network has a Softmax inside it (attention), where the rules' `attention` key applies. */
+  get hasAttention(): boolean {
+    return this.graph.nodes.some((n) => n.opType === 'Softmax');
   }
 
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Explainer> {

@@ -108,7 +108,14 @@ export interface FeatureLayer {
    * A token tensor [1, T, D] of a vision transformer: after `skip` leading tokens (class,
    * distillation), the patch tokens laid out as the height x width patch grid, channels last.
    */
-  tokens?: { skip: number; height: number; width: number };
+  tokens?: TokenLayout;
+}
+
+/** Patch tokens of a vision transformer: `skip` leading tokens (class, distillation), then the height x width patch grid, row by row. */
+export interface TokenLayout {
+  skip: number;
+  height: number;
+  width: number;
 }
 
 /**
@@ -123,7 +130,7 @@ function patchGrid(order: Node[], dims: (t: string) => number[] | undefined): { 
 }
 
 /** How a [1, T, D] tensor maps onto the patch grid (T = skip + h*w, up to 4 leading tokens), or null. */
-function tokenLayout(d: number[] | undefined, grid: { height: number; width: number } | null): FeatureLayer['tokens'] | null {
+function tokenLayout(d: number[] | undefined, grid: { height: number; width: number } | null): TokenLayout | null {
   if (!grid || !d || d.length !== 3 || d[0] !== 1) return null;
   const skip = d[1] - grid.height * grid.width;
   return skip >= 0 && skip <= 4 ? { skip, ...grid } : null;
@@ -152,6 +159,15 @@ function transformerLayer(graph: Graph, order: Node[], dims: (t: string) => numb
     if (tokens) found = { node: n.name, tensor: n.outputs[0], channelAxis: 3, tokens };
   }
   return found;
+}
+
+/**
+ * The token layout of a vision transformer (a patch-embedding Conv whose grid becomes the tokens
+ * of attention blocks, see transformerLayer), or null for other models (CNNs, Swin, ConvNeXt).
+ */
+export function patchTokenLayout(graph: Graph, shapes: Shapes): TokenLayout | null {
+  const dims = (t: string) => shapes.get(t)?.dims;
+  return transformerLayer(graph, topoSort(graph), dims)?.tokens ?? null;
 }
 
 /**

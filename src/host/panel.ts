@@ -229,7 +229,7 @@ export class ExplainPanel implements vscode.Disposable {
   }
 
   private sendInit(): void {
-    let rules: RuleChoice = { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25 };
+    let rules: RuleChoice = { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25, attention: 'cp' };
     try {
       rules = ruleChoiceOf(applyRuleChoice(this.settings().rules, this.ruleChoice));
     } catch {

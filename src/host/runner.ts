@@ -149,6 +149,7 @@ export class Runner {
           method: r.method as MainMethod,
           relevance: toWire(r.map),
           layers: r.layers.map(({ map, channelSums: _sums, ...l }: LayerResult) => ({ ...l, ...(map ? { map: toWire(map) } : {}) })),
+          hasAttention: r.hasAttention,
           timings: { loadMs: r.loadMs, forwardMs: r.timings.forwardMs, lrpMs: r.timings.lrpMs, totalMs },
           sources: { preprocessing: r.sources.preprocessing, labels: r.sources.labels, description: r.sources.description },
           modelInput: { width: r.modelInput.width, height: r.modelInput.height, rgb: bytesOf(r.modelInput.rgb) },
@@ -158,7 +159,7 @@ export class Runner {
         const rules = r.rules;
         const line =
           `explain ${path.basename(req.imagePath)} model=${req.modelPath} backend=${r.backend} ` +
-          `preprocessing=${JSON.stringify(r.sources.preprocessing)} (${r.sources.description}) labels=${JSON.stringify(r.sources.labels)} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length })} ` +
+          `preprocessing=${JSON.stringify(r.sources.preprocessing)} (${r.sources.description}) labels=${JSON.stringify(r.sources.labels)} method=${method} rules=${JSON.stringify({ composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, zeroBias: rules.zeroBias, init: rules.init, overrides: rules.overrides.length, attention: rules.attention })} ` +
           `target=${r.target} (${r.targetLabel}) logit=${r.logit.toPrecision(5)} ` +
           `relevanceSum=${r.relevanceSum.toPrecision(5)} load=${r.loadMs === undefined ? 'cached' : ms(r.loadMs)}${r.reloaded ? ' (model changed on disk: reloaded)' : ''} ` +
           `forward=${ms(r.timings.forwardMs)} lrp=${ms(r.timings.lrpMs)} engine=${ms(r.timings.totalMs)} total=${ms(totalMs)}`;

@@ -1,7 +1,7 @@
 // The `lrpLens.*` settings: parsing and validation. Pure (no `vscode` import) so it is unit-tested
 // directly; src/host/config.ts reads the raw values from VS Code and hands them here.
 import * as path from 'node:path';
-import { COMPOSITE_NAMES, ConfigError, parseRulesConfig, type RulesConfig } from '../engine/config';
+import { ATTENTION_MODES, COMPOSITE_NAMES, ConfigError, parseRulesConfig, type RulesConfig } from '../engine/config';
 import {
   COLORMAP_NAMES,
   COMPARE_METHODS,
@@ -263,7 +263,7 @@ export function resolveSettingPath(p: string, baseDir: string | undefined, home:
 
 /** The rules the panel shows, taken from the effective config. */
 export function ruleChoiceOf(rules: RulesConfig): RuleChoice {
-  return { composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma };
+  return { composite: rules.composite, epsilon: rules.epsilon, gamma: rules.gamma, attention: rules.attention };
 }
 
 /** Applies the panel's choice on top of the setting's config (overrides etc. are kept). */
@@ -282,6 +282,11 @@ export function applyRuleChoice(rules: RulesConfig, choice: Partial<RuleChoice> 
   if (choice.gamma !== undefined) {
     if (!(choice.gamma >= 0)) throw new SettingsError(`${SECTION}.rules`, 'gamma must not be negative');
     out.gamma = choice.gamma;
+  }
+  if (choice.attention !== undefined) {
+    if (!(ATTENTION_MODES as readonly string[]).includes(choice.attention))
+      throw new SettingsError(`${SECTION}.rules`, `unknown attention mode '${choice.attention}'`);
+    out.attention = choice.attention;
   }
   return out;
 }

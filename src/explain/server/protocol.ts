@@ -73,8 +73,19 @@ export interface LayerResult {
   relevanceSum: number;
   positiveSum: number;
   negativeSum: number;
+  /** Channel-summed relevance at the layer's input; for a vision transformer's token layer, the patch tokens on the patch grid. */
   map?: MapData;
   channelSums?: Float32Array;
+  /** A vision transformer's token layer: the leading tokens' relevance (index 0: the class token) and the class token's share. */
+  tokens?: TokenInfo;
+}
+
+/** What a token layer adds to its map (the patch grid): see explain/tokens.ts. */
+export interface TokenInfo {
+  /** Leading tokens before the patch grid (class, distillation). */
+  skip: number;
+  leading: number[];
+  classShare?: number;
 }
 
 export interface ExplainResult {
@@ -106,6 +117,8 @@ export interface ExplainResult {
   /** The input relevance in the model's layout (batch axis included), for the .npy export. */
   relevance: { dims: number[]; layout: Layout; data: Float32Array };
   layers: LayerResult[];
+  /** The model has attention (a Softmax inside the network): the rules' `attention` key applies. */
+  hasAttention: boolean;
   /** The photo, its longest side at most `displayMaxSide`. */
   image: { width: number; height: number; originalWidth: number; originalHeight: number; rgb: Uint8Array };
   /** The summary JSON export (the CLI's --out-json shape plus the image). */

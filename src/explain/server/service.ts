@@ -15,16 +15,18 @@ import { describeOptions, optionsFromSpec, type PreprocessingSpec } from '../../
 import { resolveModelConfig, type ModelConfig } from '../model-config';
 import { softmax, topK } from '../../engine/scores';
 import type { Tensor } from '../../engine/graph/graph';
-import type { Explanation } from '../../engine/types';
+import type { Explanation, LayerRelevance } from '../../engine/types';
 import { evaluateMethods } from '../evaluate';
 import { Explainer } from '../explainer';
-import { parseMethod } from '../methods';
+import { parseMethod, type TokenLayout } from '../methods';
+import { tokenRelevance } from '../tokens';
 import { explanationSummary, layerSummary } from '../summary';
 import {
   ENGINE_ERRORS,
   estimatedModelMb,
   type EngineRequests,
   type ImageSpec,
+  type LayerResult,
   type ModelSources,
   type ModelSpec,
   type ModelStat,
@@ -313,11 +315,8 @@ export class EngineService {
       ...(isPartial(region, original.width, original.height) ? { region: { x: region.x, y: region.y, width: region.width, height: region.height } } : {}),
       map: { width: inputMap.width, height: inputMap.height, data: Float32Array.from(inputMap.data) },
       relevance: { dims: explanation.relevance.dims, layout: explanation.layout, data: explanation.relevance.data as Float32Array },
-      layers: explanation.layers.map((l) => ({
-        ...layerSummary(l),
-        ...(l.map ? { map: { width: l.map.width, height: l.map.height, data: l.map.data } } : {}),
-        ...(l.channelSums ? { channelSums: l.channelSums } : {}),
-      })),
+      layers: explanation.layers.map((l) => layerResult(l, explainer.tokenLayout)),
+      hasAttention: explainer.hasAttention,
       image: { width: display.width, height: display.height, originalWidth: input.original.width, originalHeight: input.original.height, rgb: display.rgb },
       summaryJson: JSON.stringify(summary, null, 2),
       timings: { forwardMs: explanation.timings.forwardMs, lrpMs: explanation.timings.lrpMs, totalMs: performance.now() - t0 },
@@ -414,6 +413,20 @@ export class EngineService {
     this.models = [];
     await Promise.all(all.map((m) => m.explainer.then((e) => e.dispose()).catch(() => undefined)));
   }
+}
+
+/** A layer as the host gets it; a vision transformer's token layer gets its patch tokens as the map. */
+export function layerResult(l: LayerRelevance, layout: TokenLayout | null): LayerResult {
+  const tokens = l.tokenSums && layout ? tokenRelevance(l.tokenSums, layout) : undefined;
+  const map = l.map ?? tokens?.map;
+  return {
+    ...layerSummary(l),
+    ...(map ? { map: { width: map.width, height: map.height, data: map.data } } : {}),
+    ...(l.channelSums ? { channelSums: l.channelSums } : {}),
+    ...(tokens && layout
+      ? { tokens: { skip: layout.skip, leading: tokens.leading, ...(tokens.classShare !== undefined ? { classShare: tokens.classShare } : {}) } }
+      : {}),
+  };
 }
 
 /**
