@@ -125,6 +125,15 @@ async function runModel(dir: string, file: string): Promise<ModelResult> {
         maxTarget = Math.max(maxTarget, chk.targetErr);
         c.ok = chk.failures.length === 0;
         if (!c.ok) c.error = chk.failures.join('; ');
+        // a BatchNormalization left unfolded passes relevance (spec section 3); say what the
+        // `affine` reading of it (Zennit's and Captum's) gives, for the README's notes
+        if (!c.ok && ex.graph.nodes.some((n) => n.opType === 'BatchNormalization')) {
+          const alt = await ex.explain(x, { ...opts, rules: { ...rules, batchNorm: 'affine' } });
+          const altChk = checkExplanation(alt.relevance.data as Float32Array, alt.logits, want, target);
+          c.error += altChk.failures.length
+            ? `; with batchNorm affine too: ${altChk.failures.join('; ')}`
+            : `; with batchNorm affine: OK (relevance sum ${alt.relevanceSum.toPrecision(3)}, logit ${alt.logit.toPrecision(3)})`;
+        }
       } catch (e) {
         c.error = fmtErr(e);
       }
