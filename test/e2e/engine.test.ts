@@ -77,7 +77,7 @@ function probeJson<T>(path: string): Promise<T> {
 }
 
 /** The extension host's event-loop stalls the probe saw from inside ({at: Date.now(), ms}). */
-const probeLags = (): Promise<{ at: number; ms: number }[]> => probeJson('/lag');
+const probeLags = (): Promise<{ at: number; ms: number; cpuMs?: number }[]> => probeJson('/lag');
 /** The extension host's resident memory in MB (what a fork from its thread copies the page tables of). */
 const probeRssMb = async (): Promise<number> => (await probeJson<{ rssMb: number }>('/rss')).rssMb;
 
@@ -314,7 +314,7 @@ test(
     const stalls = (await probeLags()).filter((l) => l.at >= t0 && l.at <= t1).sort((a, b) => b.ms - a.ms);
     t.diagnostic(
       `extension host event loop, seen from inside: ${stalls.length} stalls over 20 ms, longest ` +
-        (stalls.slice(0, 5).map((l) => `${((l.at - t0) / 1000).toFixed(1)} s: ${l.ms} ms`).join(', ') || 'none'),
+        (stalls.slice(0, 5).map((l) => `${((l.at - t0) / 1000).toFixed(1)} s: ${l.ms} ms (${l.cpuMs ?? '?'} ms of it running on the host's thread)`).join(', ') || 'none'),
     );
     t.diagnostic(
       `explanation took ${((t1 - t0) / 1000).toFixed(1)} s (engine process ${pid}: ${engineCpuS.toFixed(1)} s CPU); ` +

@@ -19,11 +19,20 @@ function activate(context) {
   let count = 0;
   const lags = [];
   let last = performance.now();
+  // CPU time of this thread (Node 23.9+): a stall the thread spent running was work on the
+  // extension host's thread; one it spent waiting was the machine's other processes (or I/O)
+  const threadCpu = () => {
+    const u = process.threadCpuUsage ? process.threadCpuUsage() : process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  let lastCpu = threadCpu();
   lagTimer = setInterval(() => {
     const now = performance.now();
+    const cpu = threadCpu();
     const late = now - last - 10;
+    if (late > 20) lags.push({ at: Date.now(), ms: Math.round(late), cpuMs: Math.round(cpu - lastCpu) });
     last = now;
-    if (late > 20) lags.push({ at: Date.now(), ms: Math.round(late) });
+    lastCpu = cpu;
   }, 10);
   context.subscriptions.push(vscode.commands.registerCommand('lrpLensProbe.echo', (n) => ({ n, count: ++count, pid: process.pid })));
   server = http.createServer((req, res) => {
