@@ -1,6 +1,7 @@
 // What the process boundary adds to an explanation (issue 13, acceptance 5): the same `explain`
 // request (LRP with every layer's map, the panel's request) answered in-process by the engine's
-// service and through the engine process (dist/engine.js, via the host's EngineClient), runs
+// service and through the engine process (dist/engine.js, via the host's EngineLink: the worker
+// thread dist/engine-link.js that forks the process and decodes its results, as in the extension), runs
 // interleaved. `boundaryMs` per run is the client's round trip minus the engine's own time for the
 // request (serialising, piping and deserialising the result, and scheduling); the medians of both
 // whole explanations are reported too. Prints one JSON line. `npm run build` first.
@@ -10,7 +11,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRulesConfig } from '../src/engine/config';
-import { EngineClient } from '../src/host/engineClient';
+import { EngineLink } from '../src/host/engineLink';
 import { EngineService } from '../src/explain/server/service';
 import type { ExplainResult, ImageSpec } from '../src/explain/server/protocol';
 
@@ -18,8 +19,9 @@ const { values } = parseArgs({
   options: { model: { type: 'string' }, image: { type: 'string' }, runs: { type: 'string', default: '7' }, composite: { type: 'string', default: 'epsilon-plus-flat' } },
 });
 const entry = path.resolve('dist/engine.js');
+const worker = path.resolve('dist/engine-link.js');
 if (!values.model || !values.image) throw new Error('--model and --image are required');
-if (!existsSync(entry)) throw new Error('dist/engine.js is missing; run `npm run build` first');
+if (!existsSync(entry) || !existsSync(worker)) throw new Error('dist/engine.js or dist/engine-link.js is missing; run `npm run build` first');
 const runs = Number(values.runs);
 
 const median = (xs: number[]): number => {
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
   };
   const body = { spec, method: 'lrp', displayMaxSide: 768 };
   const service = new EngineService();
-  const client = new EngineClient({ entry, memoryMb: () => 8192 });
+  const client = new EngineLink({ entry, worker, memoryMb: () => 8192 });
   try {
     // warm up both: load, compile, first runs
     for (let i = 0; i < 2; i++) {
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
         boundaryMs: round(median(boundary), 2),
         boundaryMinMs: round(Math.min(...boundary), 2),
         boundaryMaxMs: round(Math.max(...boundary), 2),
-        transport: 'child_process IPC, advanced serialization (typed arrays as bytes)',
+        transport: 'worker thread, then child_process IPC with advanced serialization (typed arrays as bytes)',
       }) + '\n',
     );
   } finally {
