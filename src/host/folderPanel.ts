@@ -224,7 +224,7 @@ export class FolderPanel implements vscode.Disposable {
       for (const p of ExplainPanel.all()) p.conceptIndexChanged();
     } catch (err) {
       if (isCancelled(err) || cancelled) {
-        if (!this.disposed) this.postIndex('cancelled', 'Indexing cancelled; nothing was kept.');
+        if (!this.disposed) this.postIndex('cancelled', 'Indexing cancelled.');
         return;
       }
       const error = describeError(err);

@@ -5,13 +5,15 @@
 // side by side and comes back after a window reload; a folder indexed from the folder grid gives the
 // layer detail its reference crops.
 //   LRP_E2E_CACHE=... node --import tsx --test test/e2e/concepts.test.ts
-// Screenshots go to test-artifacts/e2e-concepts-*.png.
+// Screenshots go to test-artifacts/e2e-concepts-*.png; LRP_E2E_README_SHOT=1 also writes
+// media/screenshot-concepts.png and media/screenshot-concepts-references.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, copyMobilenet, explorerCommand, openWorkbench, reloadWindow, screenshot, startVsCode, waitAppState, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
+import sharp from 'sharp';
+import { ARTIFACTS, CodeServer, ROOT, copyMobilenet, explorerCommand, openWorkbench, reloadWindow, screenshot, startVsCode, waitAppState, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 import { extractNsfwjs } from '../unit/tfjs-util';
 
 const IMAGES = path.resolve(__dirname, '../fixtures/images');
@@ -94,6 +96,49 @@ async function openLayerDetail(view: FrameLocator): Promise<void> {
   await view.locator('#layer-detail').waitFor({ state: 'visible', timeout: 10_000 });
   assert.match(await view.locator('#layer-detail .detail-head h2').innerText(), new RegExp(`Conv · ${LAYER}`));
   await view.locator('#concept-detail[data-state="drawn"]').waitFor({ timeout: 180_000 });
+}
+
+/**
+ * A screenshot of the panel (the webview frame) from its top down to the bottom of `bottomOf`, in
+ * a window tall enough to hold it; with LRP_E2E_README_SHOT=1 also written to media/`readme`.
+ */
+async function panelShot(view: FrameLocator, bottomOf: string, name: string, readme: string): Promise<void> {
+  await page.setViewportSize({ width: 1500, height: 1500 });
+  await view.locator('#app').evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(600);
+  const frame = await page.locator('iframe.webview.ready').filter({ visible: true }).last().boundingBox();
+  assert.ok(frame, 'the webview frame has a box');
+  const bottom = await view.locator(bottomOf).evaluate((e) => e.getBoundingClientRect().bottom);
+  assert.ok(bottom + 16 <= frame.height, `${bottomOf} fits in the window (${bottom} of ${frame.height})`);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const shot = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: shot, clip: { x: frame.x, y: frame.y, width: frame.width, height: bottom + 16 } });
+  if (process.env.LRP_E2E_README_SHOT)
+    await sharp(shot).resize({ width: 1000, withoutEnlargement: true }).png({ compressionLevel: 9, palette: true }).toFile(path.join(ROOT, 'media', readme));
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.waitForTimeout(300);
+}
+
+/** The layer detail with its channels and their reference crops (README picture with LRP_E2E_README_SHOT=1). */
+async function detailShot(view: FrameLocator): Promise<void> {
+  await page.setViewportSize({ width: 1500, height: 1500 });
+  await page.waitForTimeout(600);
+  const frame = await page.locator('iframe.webview.ready').filter({ visible: true }).last().boundingBox();
+  assert.ok(frame, 'the webview frame has a box');
+  const box = await view.locator('#layer-detail').evaluate((e) => {
+    e.scrollIntoView({ block: 'start' });
+    const r = e.getBoundingClientRect();
+    const last = e.querySelector('.concept-channel:nth-child(4)')?.getBoundingClientRect();
+    return { top: r.top, left: r.left, width: r.width, bottom: last ? last.bottom : r.bottom };
+  });
+  assert.ok(box.bottom <= frame.height, 'four channels fit in the window');
+  const shot = path.join(ARTIFACTS, 'e2e-concepts-05-detail-panel.png');
+  // down to the fourth channel's last pixel (the list's gap to the fifth is 6 px)
+  await page.screenshot({ path: shot, clip: { x: frame.x + box.left - 8, y: frame.y + Math.max(0, box.top - 8), width: box.width + 16, height: box.bottom - box.top + 11 } });
+  if (process.env.LRP_E2E_README_SHOT)
+    await sharp(shot).png({ compressionLevel: 9, palette: true }).toFile(path.join(ROOT, 'media', 'screenshot-concepts-references.png'));
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.waitForTimeout(300);
 }
 
 before(async () => {
@@ -183,6 +228,8 @@ test('the Concept atlas shows the top-k channels of a layer side by side, and co
     assert.match(await view.locator('#atlas-note').innerText(), /the 16 channels of 1280 with the most relevance/);
     await page.waitForTimeout(300);
     await screenshot(page, 'e2e-concepts-02-atlas');
+    // the README picture: a taller window, the panel down to the atlas's last row
+    await panelShot(view, '#atlas-grid', 'e2e-concepts-02-atlas-panel', 'screenshot-concepts.png');
 
     // the atlas, its layer and k come back after a window reload
     await reloadWindow(page);
@@ -206,22 +253,26 @@ test('Index Concepts on a folder (progress, cancel, cache) gives the layer detai
     await explorerCommand(page, 'photos', 'Explain All Images in Folder');
     const grid = await webviewFor(page, 'photos/');
     await waitAppState(grid, 'done', ['error', 'cancelled'], '#message', 'grid', 240_000);
-    const pickLayer = async (): Promise<void> => {
+    const pickLayer = async (layer: string): Promise<void> => {
       await grid.locator('#index-concepts').click();
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ state: 'visible', timeout: 60_000 });
       await page.locator('.quick-input-list .monaco-list-row', { hasText: LAYER }).first().waitFor({ timeout: 30_000 });
-      await input.fill(LAYER);
+      await input.fill(layer);
       await page.waitForTimeout(300);
       await page.keyboard.press('Enter');
     };
-    // Cancel stops the indexing and keeps nothing
-    await pickLayer();
-    await grid.locator('#index-status[data-state="running"]').waitFor({ timeout: 30_000 });
+    // Cancel stops the indexing (of a layer whose program is still to be compiled: the engine is
+    // busy with its first image when Cancel comes, so it is terminated after half a second)
+    const other = 'block_16_project';
+    await pickLayer(other);
+    await grid.locator('#index-message', { hasText: `Indexing for ${other}` }).waitFor({ timeout: 60_000 });
     await grid.locator('#index-cancel').click();
     await grid.locator('#index-status[data-state="cancelled"]').waitFor({ timeout: 60_000 });
+    assert.equal((await grid.locator('#index-message').innerText()).trim(), 'Indexing cancelled.');
+    assert.ok(await grid.locator('#index-cancel').isHidden());
     // indexed to the end, with progress on the way
-    await pickLayer();
+    await pickLayer(LAYER);
     await grid.locator('#index-status[data-state="running"]').waitFor({ timeout: 30_000 });
     await grid.locator('#index-status[data-state="done"]').waitFor({ timeout: 300_000 });
     const done = (await grid.locator('#index-message').innerText()).trim();
@@ -242,8 +293,10 @@ test('Index Concepts on a folder (progress, cancel, cache) gives the layer detai
     for (const c of crops) assert.ok(c.width >= 8 && c.height >= 8 && c.distinct > 30, `a crop of a photo (${c.width}x${c.height}, ${c.distinct} colours)`);
     const titles = await view.locator('#concept-detail canvas.ref-crop').evaluateAll((cs: HTMLElement[]) => cs.map((c) => c.title));
     for (const ti of titles) assert.match(ti, /^(chelsea|coffee|astronaut)\.png: relevance \S+ through channel \d+$/);
-    await view.locator('#concept-detail .concept-channel').first().scrollIntoViewIfNeeded();
+    await view.locator('#concept-detail .concept-channels').evaluate((e) => e.scrollIntoView({ block: 'start' }));
     await page.waitForTimeout(300);
     await screenshot(page, 'e2e-concepts-04-reference-crops');
+    await view.locator('#layer-detail').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    await detailShot(view);
   });
 });

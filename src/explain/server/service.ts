@@ -529,6 +529,8 @@ export class EngineService {
         if (stop.signal.aborted) throw new EngineCancelledError();
         throw e;
       }
+      // a cancel that came during the last image: no scores are kept
+      ctx.check();
       await this.checkUnchanged(body.spec.modelPath, setup.stat);
       writeAtlasCache(dir, key, scores);
     }
