@@ -180,6 +180,9 @@ export interface LayerDetail {
 export const CONCEPT_VIEWS = ['detail', 'atlas'] as const;
 export type ConceptView = (typeof CONCEPT_VIEWS)[number];
 
+/** The layers concepts condition on, by operator (the engine's list). */
+export { CONCEPT_LAYER_OPS } from './explain/server/protocol';
+
 /** At most this many channels per concepts request. */
 export const MAX_CONCEPT_CHANNELS = 32;
 

@@ -4,6 +4,7 @@
 // back; and the Concept atlas tab (the top-k channels of a chosen layer side by side). The host
 // computes the maps in the engine process; this module draws them.
 import {
+  CONCEPT_LAYER_OPS,
   MAX_CONCEPT_CHANNELS,
   toUint8,
   unpackMap,
@@ -22,8 +23,6 @@ import { h } from './dom';
 /** Channels in the layer detail. */
 export const DETAIL_CHANNELS = 8;
 export const ATLAS_SIZES = [4, 8, 16, 32].filter((k) => k <= MAX_CONCEPT_CHANNELS);
-/** The layers concepts condition on (a channel axis of a linear layer). */
-const CONCEPT_OPS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'];
 
 export interface ConceptsDeps {
   send(msg: WebviewMessage): void;
@@ -266,7 +265,7 @@ export class ConceptsView {
 
   /** The layers the atlas offers: the flow's linear layers with their index. */
   private atlasLayers(r: ResultPayload): { name: string; opType: string; index: number }[] {
-    return r.layers.map((l, index) => ({ name: l.name, opType: l.opType, index })).filter((l) => CONCEPT_OPS.includes(l.opType));
+    return r.layers.map((l, index) => ({ name: l.name, opType: l.opType, index })).filter((l) => CONCEPT_LAYER_OPS.includes(l.opType));
   }
 
   private fillLayerSelect(r: ResultPayload): void {

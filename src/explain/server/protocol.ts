@@ -171,6 +171,9 @@ export interface ConceptMapsResult {
   ms: number;
 }
 
+/** The operators whose layers concepts condition on (their output's channel axis). */
+export const CONCEPT_LAYER_OPS: readonly string[] = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'];
+
 /** A layer the engine can condition on: its name, operator and channel count. */
 export interface ConceptLayer {
   name: string;

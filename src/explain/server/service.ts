@@ -35,6 +35,7 @@ import { Explainer } from '../explainer';
 import { parseMethod } from '../methods';
 import { explanationSummary, layerSummary } from '../summary';
 import {
+  CONCEPT_LAYER_OPS,
   ENGINE_ERRORS,
   estimatedModelMb,
   type EngineRequests,
@@ -483,7 +484,7 @@ export class EngineService {
     const { explainer } = await this.setup(body.spec, ctx);
     const layers: ConceptLayer[] = [];
     for (const n of explainer.graph.nodes) {
-      if (!['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(n.opType)) continue;
+      if (!CONCEPT_LAYER_OPS.includes(n.opType)) continue;
       try {
         const l = conditionLayer(explainer, n.name);
         layers.push({ name: l.name, opType: l.opType, channels: l.channels });
