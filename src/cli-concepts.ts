@@ -12,14 +12,10 @@ import {
   ATLAS_CACHE_FILE,
   Box,
   atlasKey,
-  boxOnPhoto,
-  channelMap,
-  cropRgb,
   rankChannels,
   readAtlasCache,
-  relevanceBox,
+  referenceCrops,
   scanImages,
-  topImages,
   writeAtlasCache,
 } from './explain/concept-atlas';
 import { Tensor } from './engine/graph/graph';
@@ -264,28 +260,17 @@ export async function conceptsCommand(args: string[]): Promise<void> {
       errors: scores.filter((s) => s.error).map((s) => ({ file: s.file, error: s.error as string })),
       channels: channels.map((channel) => ({ channel, references: [] })),
     };
-    // per image, the channels it is a reference of: one batched conditional run per image
-    const jobs = new Map<string, { channel: number; rank: number; relevance: number; target: number }[]>();
-    channels.forEach((channel) =>
-      topImages(scores, channel, perChannel).forEach((t, rank) => {
-        const l = jobs.get(t.file) ?? [];
-        l.push({ channel, rank: rank + 1, relevance: t.relevance, target: t.target });
-        jobs.set(t.file, l);
-      }),
-    );
-    for (const [file, list] of jobs) {
-      const { tensor, original, region } = await loadImageTensor(path.join(dir, file), pre);
-      const maps = await channelMap(ex, tensor, rules, info.name, list.map((j) => j.channel), list[0].target);
-      for (let k = 0; k < list.length; k++) {
-        const j = list[k];
-        const crop = boxOnPhoto(relevanceBox(maps[k]), { width: ex.input.width, height: ex.input.height }, original, region);
-        const sub = path.join(outDir, `c${j.channel}`);
-        mkdirSync(sub, { recursive: true });
-        const png = path.join(sub, `${j.rank}-${path.basename(file, path.extname(file))}.png`);
-        const c = cropRgb(original, crop);
-        await sharp(c.rgb, { raw: { width: c.width, height: c.height, channels: 3 } }).png().toFile(png);
-        index.channels.find((e) => e.channel === j.channel)?.references.push({ rank: j.rank, file, target: j.target, relevance: j.relevance, crop, png });
-      }
+    const crops = await referenceCrops(ex, scores, channels, perChannel, {
+      rules,
+      layer: info.name,
+      load: (file) => loadImageTensor(path.join(dir, file), pre),
+    });
+    for (const r of crops) {
+      const sub = path.join(outDir, `c${r.channel}`);
+      mkdirSync(sub, { recursive: true });
+      const png = path.join(sub, `${r.rank}-${path.basename(r.file, path.extname(r.file))}.png`);
+      await sharp(r.crop.rgb, { raw: { width: r.crop.width, height: r.crop.height, channels: 3 } }).png().toFile(png);
+      index.channels.find((e) => e.channel === r.channel)?.references.push({ rank: r.rank, file: r.file, target: r.target, relevance: r.relevance, crop: r.box, png });
     }
     for (const e of index.channels) e.references.sort((a, b) => a.rank - b.rank);
     writeFileSync(path.join(outDir, 'concepts.json'), JSON.stringify(index, null, 2) + '\n');

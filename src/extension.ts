@@ -56,7 +56,9 @@ export function activate(context: vscode.ExtensionContext): void {
   });
   runner = new Runner(engine);
   const models = new ModelPicker(context.workspaceState);
-  const deps: PanelDeps = { extensionUri: context.extensionUri, runner, models };
+  // concept indexes of folders (relevance maximisation), one folder per model, layer and image folder
+  const conceptIndexRoot = path.join(context.globalStorageUri.fsPath, 'concepts');
+  const deps: PanelDeps = { extensionUri: context.extensionUri, runner, models, conceptIndexRoot };
   context.subscriptions.push(models);
 
   const explainImage = async (uri?: vscode.Uri, selected?: vscode.Uri[]): Promise<void> => {

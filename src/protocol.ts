@@ -47,7 +47,7 @@ export const DEFAULT_COMPARE: readonly CompareMethod[] = DEFAULT_COMPARE_METHODS
 export const COMPARE_NORMS = ['own', 'shared'] as const;
 export type CompareNorm = (typeof COMPARE_NORMS)[number];
 
-export const PANEL_TABS = ['explain', 'compare'] as const;
+export const PANEL_TABS = ['explain', 'compare', 'concepts'] as const;
 export type PanelTab = (typeof PANEL_TABS)[number];
 
 /** At most this many grid entries (one message, one setting). */
@@ -193,6 +193,56 @@ export interface LayerDetail {
   topChannels?: { channel: number; sum: number }[];
 }
 
+// ---------- concepts (CRP): the layer detail's channels and the concept atlas (webview/concepts.ts) ----------
+
+/** Where a concepts request comes from: the layer detail (with reference crops) or the atlas tab. */
+export const CONCEPT_VIEWS = ['detail', 'atlas'] as const;
+export type ConceptView = (typeof CONCEPT_VIEWS)[number];
+
+/** The layers concepts condition on, by operator (the engine's list). */
+export { CONCEPT_LAYER_OPS } from './explain/server/protocol';
+
+/** At most this many channels per concepts request. */
+export const MAX_CONCEPT_CHANNELS = 32;
+
+export interface ConceptChannelPayload {
+  channel: number;
+  /** Relevance at the layer through the channel, and its share of the layer's relevance. */
+  relevance: number;
+  share: number;
+  /** Sums of the positive and the negative conditional input relevance. */
+  positiveSum: number;
+  negativeSum: number;
+  /** The channel's conditional input relevance at the model's input size. */
+  map: WireMap;
+}
+
+export interface ConceptsPayload {
+  runId: number;
+  /** The layer's index in the result's `layers`. */
+  index: number;
+  view: ConceptView;
+  layer: string;
+  opType: string;
+  channelCount: number;
+  layerRelevance: number;
+  channels: ConceptChannelPayload[];
+  ms: number;
+}
+
+/** A channel's reference examples from an indexed folder (relevance maximisation). */
+export interface ConceptRefsPayload {
+  runId: number;
+  index: number;
+  /** The indexed folder; absent: no index of this model and layer. */
+  folder?: string;
+  /** Why the index cannot be used (out of date). */
+  stale?: string;
+  /** Could not compute the crops. */
+  error?: string;
+  channels: { channel: number; refs: { file: string; relevance: number; crop: WireThumb }[] }[];
+}
+
 /** State the webview keeps with `setState` so the serializer can restore the panel. */
 export interface PersistedState {
   imagePath: string;
@@ -204,6 +254,9 @@ export interface PersistedState {
   /** The visible view. */
   tab?: PanelTab;
   compareNorm?: CompareNorm;
+  /** The concept atlas's layer (by name) and channel count. */
+  atlasLayer?: string;
+  atlasTop?: number;
 }
 
 /** One cell of the compare grid. */
@@ -277,7 +330,12 @@ export type HostMessage =
   /** A line above the result: what Cancel did, or that the model changed on disk (with Explain Again). */
   | { type: 'notice'; notice: PanelNotice }
   /** How far one float32 ulp of input noise moves run `runId`'s relevance (or why it could not be checked). */
-  | { type: 'stability'; runId: number; ulpRelL2?: number; draws?: number; unstable?: boolean; error?: string };
+  | { type: 'stability'; runId: number; ulpRelL2?: number; draws?: number; unstable?: boolean; error?: string }
+  | { type: 'concepts'; result: ConceptsPayload }
+  | { type: 'conceptsError'; runId: number; index: number; view: ConceptView; message: string }
+  | { type: 'conceptRefs'; refs: ConceptRefsPayload }
+  /** A folder was indexed for concepts: reference examples may have changed. */
+  | { type: 'conceptIndexChanged' };
 
 // ---------- webview -> host ----------
 
@@ -298,7 +356,11 @@ export type WebviewMessage =
   | { type: 'evaluate'; methods: CompareMethod[]; target?: number }
   | { type: 'cancelEvaluate' }
   /** Check the float32 stability of the LRP result of run `runId`. */
-  | { type: 'stability'; runId: number };
+  | { type: 'stability'; runId: number }
+  /** The `top` channels of layer `index` of run `runId` with their conditional maps (CRP). */
+  | { type: 'concepts'; runId: number; index: number; view: ConceptView; top: number }
+  /** The reference crops of `channels` of layer `index` of run `runId` (from an indexed folder). */
+  | { type: 'conceptRefs'; runId: number; index: number; channels: number[] };
 
 // ---------- validation of what arrives from the webview (untrusted input) ----------
 
@@ -435,6 +497,16 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
     }
     case 'cancelEvaluate':
       return { type: 'cancelEvaluate' };
+    case 'concepts':
+      if (!isNonNegInt(raw.runId) || !isNonNegInt(raw.index) || !oneOf(CONCEPT_VIEWS, raw.view)) return undefined;
+      if (!isNonNegInt(raw.top) || raw.top < 1 || raw.top > MAX_CONCEPT_CHANNELS) return undefined;
+      return { type: 'concepts', runId: raw.runId, index: raw.index, view: raw.view, top: raw.top };
+    case 'conceptRefs': {
+      const ch = raw.channels;
+      if (!isNonNegInt(raw.runId) || !isNonNegInt(raw.index) || !Array.isArray(ch) || ch.length < 1 || ch.length > MAX_CONCEPT_CHANNELS) return undefined;
+      if (!ch.every(isNonNegInt)) return undefined;
+      return { type: 'conceptRefs', runId: raw.runId, index: raw.index, channels: [...ch] };
+    }
     default:
       return undefined;
   }
@@ -462,6 +534,8 @@ export function parsePersistedState(raw: unknown): PersistedState | undefined {
   if (oneOf(MAIN_METHODS, raw.method)) state.method = raw.method;
   if (oneOf(PANEL_TABS, raw.tab)) state.tab = raw.tab;
   if (oneOf(COMPARE_NORMS, raw.compareNorm)) state.compareNorm = raw.compareNorm;
+  if (typeof raw.atlasLayer === 'string' && raw.atlasLayer) state.atlasLayer = raw.atlasLayer;
+  if (isNonNegInt(raw.atlasTop) && raw.atlasTop >= 1 && raw.atlasTop <= MAX_CONCEPT_CHANNELS) state.atlasTop = raw.atlasTop;
   return state;
 }
 
@@ -550,14 +624,22 @@ export type FolderHostMessage =
   | { type: 'init'; version: number; folderPath: string; folderName: string; files: string[]; runId: number }
   | { type: 'status'; runId: number; state: FolderRunState; done: number; failed: number; total: number; message?: string; model?: string }
   | { type: 'item'; runId: number; index: number; result: FolderItemResult }
-  | { type: 'itemError'; runId: number; index: number; error: PanelError };
+  | { type: 'itemError'; runId: number; index: number; error: PanelError }
+  /** Concept indexing of the folder (Index Concepts): progress, outcome. */
+  | { type: 'indexStatus'; state: IndexState; message: string; done?: number; total?: number; layer?: string };
+
+export const INDEX_STATES = ['running', 'done', 'cancelled', 'error'] as const;
+export type IndexState = (typeof INDEX_STATES)[number];
 
 export type FolderWebviewMessage =
   | { type: 'ready' }
   /** Open the full explain panel of the image at `index` of the init message's `files`. */
   | { type: 'open'; index: number }
   | { type: 'cancel' }
-  | { type: 'rerun' };
+  | { type: 'rerun' }
+  /** Index the folder for concepts (the host asks for the layer). */
+  | { type: 'indexConcepts' }
+  | { type: 'cancelIndex' };
 
 /** What the folder webview keeps with `setState` for the serializer. */
 export interface FolderPersistedState {
@@ -570,6 +652,8 @@ export function parseFolderWebviewMessage(raw: unknown): FolderWebviewMessage | 
     case 'ready':
     case 'cancel':
     case 'rerun':
+    case 'indexConcepts':
+    case 'cancelIndex':
       return { type: raw.type };
     case 'open':
       return isNonNegInt(raw.index) ? { type: 'open', index: raw.index } : undefined;

@@ -9,6 +9,7 @@ import {
   type FolderWebviewMessage,
   type PanelError,
 } from '../src/protocol';
+import { putRgb } from './canvas';
 import { h, vscodeApi } from './dom';
 
 const vscode = vscodeApi();
@@ -36,12 +37,27 @@ function build(folderName: string): void {
   const rerun = h('button', { id: 'rerun', type: 'button', class: 'secondary', hidden: '' }, 'Run again');
   cancel.addEventListener('click', () => send({ type: 'cancel' }));
   rerun.addEventListener('click', () => send({ type: 'rerun' }));
+  const index = h(
+    'button',
+    { id: 'index-concepts', type: 'button', class: 'secondary', title: 'Score every image by the relevance each channel of a layer carries, so explain panels show each channel\'s reference examples' },
+    'Index Concepts…',
+  );
+  index.addEventListener('click', () => send({ type: 'indexConcepts' }));
+  const indexCancel = h('button', { id: 'index-cancel', type: 'button', class: 'secondary', hidden: '' }, 'Cancel Indexing');
+  indexCancel.addEventListener('click', () => send({ type: 'cancelIndex' }));
   root.append(
     h(
       'header',
       { class: 'header' },
       h('div', { class: 'title' }, h('span', { id: 'folder-name' }, `${folderName}/`), h('span', { id: 'model-name', class: 'muted' })),
-      h('div', { class: 'actions' }, h('span', { id: 'status', class: 'muted', role: 'status', 'aria-live': 'polite' }), cancel, rerun),
+      h('div', { class: 'actions' }, h('span', { id: 'status', class: 'muted', role: 'status', 'aria-live': 'polite' }), cancel, rerun, index),
+    ),
+    h(
+      'div',
+      { id: 'index-status', class: 'index-status', role: 'status', 'aria-live': 'polite', hidden: '' },
+      h('progress', { id: 'index-progress', max: '1', value: '0' }),
+      h('span', { id: 'index-message' }),
+      indexCancel,
     ),
     h('progress', { id: 'progress', max: '1', value: '0' }),
     h('p', { id: 'message', class: 'message', hidden: '' }),
@@ -64,20 +80,7 @@ function build(folderName: string): void {
 }
 
 function drawThumb(canvas: HTMLCanvasElement, r: FolderItemResult): void {
-  const { width, height } = r.thumb;
-  const rgb = toUint8(r.thumb.rgb);
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext('2d');
-  if (!ctx || rgb.length !== width * height * 3) return;
-  const img = ctx.createImageData(width, height);
-  for (let p = 0, q = 0; p < width * height; p++, q += 3) {
-    img.data[p * 4] = rgb[q];
-    img.data[p * 4 + 1] = rgb[q + 1];
-    img.data[p * 4 + 2] = rgb[q + 2];
-    img.data[p * 4 + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
+  putRgb(canvas, { width: r.thumb.width, height: r.thumb.height, rgb: toUint8(r.thumb.rgb) });
 }
 
 function showItem(index: number, r: FolderItemResult): void {
@@ -133,9 +136,30 @@ function showStatus(msg: FolderHostMessage & { type: 'status' }): void {
     });
 }
 
+/** Concept indexing: its progress, outcome and Cancel. */
+function showIndex(msg: FolderHostMessage & { type: 'indexStatus' }): void {
+  const box = document.getElementById('index-status');
+  const progress = document.getElementById('index-progress') as HTMLProgressElement | null;
+  const text = document.getElementById('index-message');
+  if (!box || !progress || !text) return;
+  box.hidden = false;
+  box.dataset.state = msg.state;
+  text.textContent = msg.message;
+  text.classList.toggle('error', msg.state === 'error');
+  progress.hidden = msg.state !== 'running';
+  progress.max = Math.max(1, msg.total ?? 1);
+  progress.value = msg.done ?? 0;
+  (document.getElementById('index-cancel') as HTMLElement).hidden = msg.state !== 'running';
+  (document.getElementById('index-concepts') as HTMLButtonElement).disabled = msg.state === 'running';
+}
+
 window.addEventListener('message', (event: MessageEvent<FolderHostMessage>) => {
   const msg = event.data;
   if (!msg || typeof msg !== 'object') return;
+  if (msg.type === 'indexStatus') {
+    showIndex(msg);
+    return;
+  }
   if (msg.type === 'init') {
     runId = msg.runId;
     files = msg.files;

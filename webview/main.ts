@@ -48,6 +48,8 @@ import { flowBar, ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
 import { h, select, vscodeApi, type SelectEl } from './dom';
 import { attentionField, attentionValue, showTokens, tokenBadge, tokenFlowNote, tokenNote } from './token-flow';
+import { ConceptsView } from './concepts';
+import { putPixels } from './canvas';
 
 const vscode = vscodeApi();
 
@@ -98,7 +100,7 @@ const state: {
   if (saved?.view) state.view = { ...state.view, ...saved.view };
   if (saved?.imagePath) state.imagePath = saved.imagePath;
   if (saved?.rules) state.userRules = saved.rules;
-  if (saved?.tab === 'compare') state.tab = 'compare';
+  if (saved?.tab === 'compare' || saved?.tab === 'concepts') state.tab = saved.tab;
   if (saved?.method && (MAIN_METHODS as readonly string[]).includes(saved.method)) state.method = saved.method;
 }
 
@@ -118,9 +120,26 @@ const compare = new CompareView({
     send({ type: 'openMethod', method: m, target: state.result?.target });
   },
 });
+const concepts = new ConceptsView({
+  send,
+  view: () => state.view,
+  result: () => state.result,
+  redrawMain: () => {
+    drawHeatmap();
+    updateLegend();
+  },
+  showExplain: () => setTab('explain'),
+  persist: () => persist(),
+});
 {
   const saved = vscode.getState() as PersistedState | undefined;
   if (saved?.compareNorm === 'shared') compare.norm = 'shared';
+  concepts.restore(saved);
+}
+
+/** The map of the main canvas: the explanation, or the channel the concepts show alone. */
+function mainMap(): FloatMap | undefined {
+  return concepts.focusedMap() ?? state.relevance;
 }
 
 function persist(): void {
@@ -132,6 +151,7 @@ function persist(): void {
       ...(state.method !== 'lrp' ? { method: state.method } : {}),
       tab: state.tab,
       compareNorm: compare.norm,
+      ...concepts.persisted(),
     } satisfies PersistedState);
 }
 
@@ -146,6 +166,7 @@ function setTab(tab: PanelTab): void {
   const explainView = document.getElementById('explain-view');
   if (explainView) explainView.hidden = tab !== 'explain';
   compare.setVisible(tab === 'compare');
+  concepts.setVisible(tab === 'concepts');
 }
 
 const VIEW_LABELS: Record<HeatmapView, string> = {
@@ -205,6 +226,7 @@ function buildLayout(): void {
     { class: 'tabs', role: 'tablist' },
     h('button', { role: 'tab', id: 'tab-explain', 'data-tab': 'explain', 'aria-controls': 'explain-view' }, 'Explain'),
     h('button', { role: 'tab', id: 'tab-compare', 'data-tab': 'compare', 'aria-controls': 'compare-view' }, 'Compare methods'),
+    h('button', { role: 'tab', id: 'tab-concepts', 'data-tab': 'concepts', 'aria-controls': 'concepts-view' }, 'Concept atlas'),
   );
 
   const errorBox = h('section', { id: 'error', class: 'error', role: 'alert', hidden: '' });
@@ -262,7 +284,7 @@ function buildLayout(): void {
 
   const detail = h('section', { id: 'layer-detail', class: 'layer-detail', hidden: '' });
 
-  const left = h('div', { class: 'left' }, h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, stabilityRow, detail);
+  const left = h('div', { class: 'left' }, concepts.banner(), h('div', { class: 'canvas-wrap' }, canvas), hover, legend, controls, exportsRow, stabilityRow, detail);
 
   const methodSel = select(
     'method',
@@ -309,9 +331,9 @@ function buildLayout(): void {
     ),
   );
 
-  app.append(header, tabs, errorBox, noticeBox, h('main', { class: 'layout', id: 'explain-view' }, left, right), compare.build());
+  app.append(header, tabs, errorBox, noticeBox, h('main', { class: 'layout', id: 'explain-view' }, left, right), compare.build(), concepts.build());
   tabs.querySelectorAll<HTMLElement>('[role="tab"]').forEach((b) =>
-    b.addEventListener('click', () => setTab(b.dataset.tab === 'compare' ? 'compare' : 'explain')),
+    b.addEventListener('click', () => setTab(b.dataset.tab === 'compare' || b.dataset.tab === 'concepts' ? b.dataset.tab : 'explain')),
   );
   setTab(state.tab);
   methodSel.addEventListener('change', () => {
@@ -422,6 +444,7 @@ function viewChanged(): void {
   drawLayerDetail();
   updateLegend();
   compare.onViewChanged();
+  concepts.onViewChanged();
   clearTimeout(viewTimer);
   viewTimer = setTimeout(() => send({ type: 'viewChanged', view: state.view }), 200);
 }
@@ -501,7 +524,7 @@ function showNotice(n: PanelNotice | undefined): void {
 
 function onHover(e: MouseEvent): void {
   const canvas = byId<HTMLCanvasElement>('heatmap');
-  const rel = state.relevance;
+  const rel = mainMap();
   const img = state.image;
   if (!rel || !img) return;
   const rect = canvas.getBoundingClientRect();
@@ -527,16 +550,6 @@ function onHover(e: MouseEvent): void {
 
 // ---------- drawing ----------
 
-function putPixels(canvas: HTMLCanvasElement, width: number, height: number, rgba: Uint8ClampedArray): void {
-  if (canvas.width !== width) canvas.width = width;
-  if (canvas.height !== height) canvas.height = height;
-  const ctx = canvas.getContext('2d');
-  if (!ctx) return;
-  const img = ctx.createImageData(width, height);
-  img.data.set(rgba);
-  ctx.putImageData(img, 0, 0);
-}
-
 /** Whether the canvas shows the model input rather than the photo. */
 function modelViewShown(): boolean {
   return state.modelView && !!state.result?.modelInput;
@@ -545,11 +558,12 @@ function modelViewShown(): boolean {
 /** The picture and map the canvas blends: the model input, or the photo with the map on the part the model saw. */
 function canvasView(): { image: RgbImage; map?: FloatMap } | undefined {
   const mi = state.result?.modelInput;
-  if (modelViewShown() && mi) return { image: { width: mi.width, height: mi.height, rgb: toUint8(mi.rgb) }, map: state.relevance };
+  const map = mainMap();
+  if (modelViewShown() && mi) return { image: { width: mi.width, height: mi.height, rgb: toUint8(mi.rgb) }, map };
   if (!state.image) return undefined;
-  if (!state.relevance) return { image: state.image };
+  if (!map) return { image: state.image };
   const photo = { image: state.image, originalWidth: state.original?.originalWidth ?? state.image.width, originalHeight: state.original?.originalHeight ?? state.image.height };
-  return photoView(photo, state.relevance, state.result?.region);
+  return photoView(photo, map, state.result?.region);
 }
 
 function drawHeatmap(): void {
@@ -560,13 +574,15 @@ function drawHeatmap(): void {
   const image = upscaleNearest(view.image, Math.max(1, Math.floor(MIN_CANVAS_SIDE / Math.max(view.image.width, view.image.height))));
   const mode = view.map ? state.view.mode : 'overlay';
   // the scale is the model-input map's, also when the map is placed on part of the photo
-  const scale = state.relevance ? mapScale(state.relevance.data, state.view.percentile).value : undefined;
+  const shown = mainMap();
+  const scale = shown ? mapScale(shown.data, state.view.percentile).value : undefined;
   const pic = composeHeatmap(image, view.map ?? { width: 1, height: 1, data: [0] }, { ...state.view, scale, view: mode });
   putPixels(canvas, pic.width, pic.height, pic.rgba);
   canvas.dataset.imageWidth = String(image.width);
   canvas.dataset.mode = mode;
   canvas.dataset.runId = String(state.result?.runId ?? '');
   canvas.dataset.view = modelViewShown() ? 'model-input' : state.result?.region ? 'photo-region' : 'photo';
+  canvas.dataset.map = concepts.focusedMap() ? 'channel' : 'explanation';
 }
 
 const MIN_CANVAS_SIDE = 512;
@@ -597,8 +613,9 @@ function updateLegend(): void {
   if (bar) bar.style.background = legendGradient(state.view.colormap);
   const range = document.getElementById('legend-range');
   const scaleNote = document.getElementById('legend-scale');
-  if (range && state.relevance) {
-    const sc = mapScale(state.relevance.data, state.view.percentile);
+  const shown = mainMap();
+  if (range && shown) {
+    const sc = mapScale(shown.data, state.view.percentile);
     const m = sc.value;
     const signed = state.view.colormap === 'hot' || state.view.colormap === 'gray' ? `0 … ${formatValue(m)} (|R|)` : `${formatValue(-m)} … 0 … ${formatValue(m)}`;
     range.textContent = signed;
@@ -720,6 +737,7 @@ function showResult(r: ResultPayload): void {
   );
   byId('app').dataset.state = 'ready';
   compare.onResult();
+  concepts.onResult(r);
 }
 
 function barEl(value: number, scale: number, diverging: boolean): HTMLElement {
@@ -750,13 +768,7 @@ function drawLayerDetail(detail?: LayerDetail): void {
       box.hidden = true;
     });
     canvas = map ? h('canvas', { class: 'large', width: '1', height: '1' }) : null;
-    const channels = detail?.topChannels?.length
-      ? h(
-          'ol',
-          { class: 'channels' },
-          ...detail.topChannels.map((c) => h('li', {}, h('span', {}, `channel ${c.channel}`), h('span', { class: 'sum' }, formatValue(c.sum)))),
-        )
-      : h('p', { class: 'muted small', id: 'channels-note' }, detail ? 'Per-channel sums are not reported by this engine build.' : 'Loading top channels…');
+    const channels = concepts.detailFor(r, i);
     box.replaceChildren(
       h('div', { class: 'detail-head' }, h('h2', {}, `${l.opType} · ${l.name}`), close),
       h(
@@ -847,6 +859,18 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
                 : 'stable.'),
             msg.unstable === true,
           );
+        break;
+      case 'concepts':
+        concepts.onConcepts(msg.result);
+        break;
+      case 'conceptsError':
+        concepts.onError(msg.runId, msg.index, msg.view, msg.message);
+        break;
+      case 'conceptRefs':
+        concepts.onRefs(msg.refs);
+        break;
+      case 'conceptIndexChanged':
+        concepts.requestRefs();
         break;
       case 'layerDetail':
         if (msg.detail.runId === state.result?.runId && msg.detail.index === state.selectedLayer) drawLayerDetail(msg.detail);

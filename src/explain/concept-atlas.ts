@@ -3,7 +3,8 @@
 // class; a channel's reference images are those where that relevance is largest, each with the
 // crop of the image where the channel's conditional relevance sits. Scores are cached in the
 // output folder, keyed by the model file, the layer, the rules and the folder's files.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { RulesConfig } from '../engine/config';
 import { Tensor } from '../engine/graph/graph';
@@ -196,4 +197,96 @@ export async function channelMap(host: AtlasHost, x: Tensor, rules: RulesConfig,
   const C = conditionLayer(host, layer).channels;
   const r = await conditionalRelevance(host, x, { rules, layer, target, masks: channels.map((c) => channelMask(C, [c])) });
   return r.maps.map((m) => relevanceMap(m.relevance, host.input.layout));
+}
+
+export interface ReferenceCrop {
+  channel: number;
+  /** 1: the image where the channel carries the most relevance. */
+  rank: number;
+  file: string;
+  target: number;
+  relevance: number;
+  /** Where the channel's conditional relevance sits, in photo pixels. */
+  box: Box;
+  crop: RgbImage;
+}
+
+/**
+ * For each channel, its `perChannel` reference images (topImages) with the crop where its
+ * conditional relevance sits; one batched conditional run per image, for the channels it is a
+ * reference of. `check` runs between images (cancellation).
+ */
+export async function referenceCrops(
+  host: AtlasHost,
+  scores: ImageScores[],
+  channels: number[],
+  perChannel: number,
+  o: {
+    rules: RulesConfig;
+    layer: string;
+    load: (file: string) => Promise<{ tensor: Tensor; original: RgbImage; region?: { x: number; y: number; width: number; height: number } }>;
+    check?: () => void;
+  },
+): Promise<ReferenceCrop[]> {
+  const jobs = new Map<string, { channel: number; rank: number; relevance: number; target: number }[]>();
+  channels.forEach((channel) =>
+    topImages(scores, channel, perChannel).forEach((t, rank) => {
+      const l = jobs.get(t.file) ?? [];
+      l.push({ channel, rank: rank + 1, relevance: t.relevance, target: t.target });
+      jobs.set(t.file, l);
+    }),
+  );
+  const out: ReferenceCrop[] = [];
+  for (const [file, list] of jobs) {
+    o.check?.();
+    const { tensor, original, region } = await o.load(file);
+    const maps = await channelMap(host, tensor, o.rules, o.layer, list.map((j) => j.channel), list[0].target);
+    list.forEach((j, k) => {
+      const box = boxOnPhoto(relevanceBox(maps[k]), { width: host.input.width, height: host.input.height }, original, region);
+      out.push({ channel: j.channel, rank: j.rank, file, target: j.target, relevance: j.relevance, box, crop: cropRgb(original, box) });
+    });
+  }
+  return out.sort((a, b) => a.channel - b.channel || a.rank - b.rank);
+}
+
+// ---------- indexes kept by the extension (one folder per model, layer and image folder) ----------
+
+export const INDEX_META_FILE = 'index.json';
+
+export interface IndexMeta {
+  model: string;
+  layer: string;
+  folder: string;
+  rules: RulesConfig;
+  images: number;
+  /** When the scores were written (ms since the epoch). */
+  written: number;
+}
+
+/** The folder under `root` holding the index of (model, layer, image folder). */
+export function indexDirFor(root: string, modelPath: string, layer: string, folder: string): string {
+  const h = createHash('sha256').update(JSON.stringify([path.resolve(modelPath), layer, path.resolve(folder)])).digest('hex');
+  return path.join(root, h.slice(0, 20));
+}
+
+/** The indexes under `root` of this model and layer, newest first (unreadable ones skipped). */
+export function findIndexes(root: string, modelPath: string, layer: string): { dir: string; meta: IndexMeta }[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const model = path.resolve(modelPath);
+  const out: { dir: string; meta: IndexMeta }[] = [];
+  for (const n of names) {
+    const dir = path.join(root, n);
+    try {
+      const meta = JSON.parse(readFileSync(path.join(dir, INDEX_META_FILE), 'utf8')) as IndexMeta;
+      if (path.resolve(meta.model) === model && meta.layer === layer) out.push({ dir, meta });
+    } catch {
+      // not an index, or unreadable
+    }
+  }
+  return out.sort((a, b) => b.meta.written - a.meta.written);
 }

@@ -14,6 +14,7 @@ import {
   type FolderHostMessage,
   type FolderItemResult,
   type FolderRunState,
+  type IndexState,
 } from '../protocol';
 import { readSettings, resolvePath } from './config';
 import { CancelledError, describeError, isCancelled, UntrustedError } from './errors';
@@ -21,6 +22,7 @@ import { logError, logLine } from './log';
 import { ExplainPanel, notifyError, type PanelDeps } from './panel';
 import { ENGINE_ERRORS } from '../explain/server/protocol';
 import type { Job, RunRequest } from './runner';
+import type { Settings } from './settings';
 
 export const FOLDER_VIEW_TYPE = 'lrpLens.folder';
 
@@ -40,6 +42,9 @@ export class FolderPanel implements vscode.Disposable {
   private ready = false;
   private disposed = false;
   private cancelRunning: ((hard?: boolean) => void) | undefined;
+  /** Cancels the running concept indexing (Index Concepts). */
+  private cancelIndex: (() => void) | undefined;
+  private indexStatus: (FolderHostMessage & { type: 'indexStatus' }) | undefined;
 
   static all(): FolderPanel[] {
     return [...FolderPanel.panels.values()];
@@ -101,6 +106,7 @@ export class FolderPanel implements vscode.Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.cancelRunning?.();
+    this.cancelIndex?.();
     if (FolderPanel.panels.get(this.folderPath) === this) FolderPanel.panels.delete(this.folderPath);
     for (const d of this.disposables) d.dispose();
     this.panel.dispose();
@@ -139,7 +145,107 @@ export class FolderPanel implements vscode.Disposable {
       case 'rerun':
         await this.run();
         break;
+      case 'indexConcepts':
+        await this.indexConcepts();
+        break;
+      case 'cancelIndex':
+        this.cancelIndex?.();
+        break;
     }
+  }
+
+  private postIndex(state: IndexState, message: string, extra: { done?: number; total?: number; layer?: string } = {}): void {
+    this.indexStatus = { type: 'indexStatus', state, message, ...extra };
+    this.post(this.indexStatus);
+  }
+
+  /**
+   * Index Concepts: the user picks a layer of the model; every image of the folder is scored by
+   * the relevance each channel of the layer carries for its predicted class (in the engine
+   * process, with progress and Cancel), cached in the extension's storage per model, layer and
+   * folder. Explain panels then show each channel's reference crops in their layer detail.
+   */
+  private async indexConcepts(): Promise<void> {
+    if (this.cancelIndex) return; // one indexing at a time; Cancel stops it
+    let cancelled = false;
+    let job: Job<unknown> | undefined;
+    const cancel = (): void => {
+      cancelled = true;
+      void job?.cancel(true);
+    };
+    this.cancelIndex = cancel;
+    const folderName = path.basename(this.folderPath);
+    try {
+      if (!vscode.workspace.isTrusted) throw new UntrustedError();
+      const settings = readSettings(this.folderUri);
+      const modelPath = await this.deps.models.resolve(this.folderUri);
+      const req = this.requestFor(settings, modelPath);
+      this.postIndex('running', `Reading the layers of ${path.basename(modelPath)}…`);
+      const layersJob = this.deps.runner.conceptLayers(req);
+      job = layersJob;
+      const { layers } = await layersJob.result;
+      if (cancelled) throw new CancelledError();
+      if (!layers.length) throw new Error(`${modelPath} has no layer with channels to index (Conv, Gemm or MatMul)`);
+      // the layers nearest the output first: their channels are the most abstract concepts
+      const pick = await vscode.window.showQuickPick(
+        [...layers].reverse().map((l) => ({ label: l.name, description: `${l.opType}, ${l.channels} channels`, layer: l.name })),
+        { title: `Index Concepts of ${folderName}/`, placeHolder: 'The layer whose channels get reference examples', matchOnDescription: true },
+      );
+      if (!pick || cancelled) throw new CancelledError();
+      const total = this.files.length || undefined;
+      const t0 = performance.now();
+      const r = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `LRP Lens: indexing ${folderName}/ for ${pick.layer}`, cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(cancel);
+          this.postIndex('running', `Indexing for ${pick.layer}…`, { layer: pick.layer, done: 0, ...(total ? { total } : {}) });
+          const indexJob = this.deps.runner.conceptIndex(req, this.folderPath, pick.layer, this.deps.conceptIndexRoot, (message) => {
+            if (cancelled) return;
+            progress.report({ message });
+            const m = /^(\d+)\/(\d+)/.exec(message);
+            this.postIndex('running', `Indexing for ${pick.layer}: ${message}`, { layer: pick.layer, ...(m ? { done: Number(m[1]), total: Number(m[2]) } : {}) });
+          });
+          job = indexJob;
+          return indexJob.result;
+        },
+      );
+      const ok = r.images - r.errors.length;
+      logLine(
+        `concept index ${this.folderPath} model=${modelPath} layer=${r.layer} images=${r.images} failed=${r.errors.length} ` +
+          `${r.cached ? 'cached' : 'scored'} in ${r.indexDir} total=${(performance.now() - t0).toFixed(0)}ms`,
+      );
+      this.postIndex(
+        'done',
+        `${ok} of ${r.images} images indexed for ${r.layer}${r.cached ? ' (unchanged since the last index)' : ''}` +
+          `${r.errors.length ? `; ${r.errors.map((e) => `${e.file}: ${e.error}`).join('; ')}` : ''}. ` +
+          `An image's layer detail for ${r.layer} now shows each channel's reference examples.`,
+        { layer: r.layer, done: r.images, total: r.images },
+      );
+      for (const p of ExplainPanel.all()) p.conceptIndexChanged();
+    } catch (err) {
+      if (isCancelled(err) || cancelled) {
+        if (!this.disposed) this.postIndex('cancelled', 'Indexing cancelled.');
+        return;
+      }
+      const error = describeError(err);
+      logError(`indexing ${this.folderPath} for concepts`, err);
+      this.postIndex('error', `${error.title}: ${error.message}`);
+    } finally {
+      if (this.cancelIndex === cancel) this.cancelIndex = undefined;
+    }
+  }
+
+  /** The engine request of the folder's settings (the image path is set per image). */
+  private requestFor(settings: Settings, modelPath: string): RunRequest {
+    return {
+      imagePath: this.folderPath,
+      modelPath,
+      labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.folderUri) : undefined,
+      backend: settings.backend,
+      preprocessing: settings.preprocessing,
+      preprocessingFromSetting: settings.preprocessingFromSetting,
+      rules: settings.rules,
+    };
   }
 
   /** The webview was re-created (hidden and shown again): send what is known so far. */
@@ -151,6 +257,7 @@ export class FolderPanel implements vscode.Disposable {
       else if (o?.kind === 'error') this.post(o.error);
     });
     this.post(this.status);
+    if (this.indexStatus) this.post(this.indexStatus);
   }
 
   private setStatus(runId: number, state: FolderRunState, extra: { message?: string; model?: string } = {}): void {
@@ -207,15 +314,7 @@ export class FolderPanel implements vscode.Disposable {
           check();
           progress.report({ message: `loading ${path.basename(modelPath)}…` });
           this.setStatus(runId, 'starting', { message: `Loading ${path.basename(modelPath)}…`, model: modelPath });
-          const req: RunRequest = {
-            imagePath: this.folderPath,
-            modelPath,
-            labelsPath: settings.labelsPath ? resolvePath(settings.labelsPath, this.folderUri) : undefined,
-            backend: settings.backend,
-            preprocessing: settings.preprocessing,
-            preprocessingFromSetting: settings.preprocessingFromSetting,
-            rules: settings.rules,
-          };
+          const req = this.requestFor(settings, modelPath);
           const loading = this.deps.runner.load(req, (message) => progress.report({ message }));
           job = loading;
           const { backend } = await loading.result;

@@ -11,6 +11,7 @@ import {
   PROTOCOL_VERSION,
   type CompareMethod,
   type Composite,
+  type ConceptView,
   type ExportKind,
   type FaithfulnessPayload,
   type FaithfulnessScore,
@@ -35,6 +36,8 @@ export interface PanelDeps {
   extensionUri: vscode.Uri;
   runner: Runner;
   models: ModelPicker;
+  /** Where the folder command keeps concept indexes (the extension's storage); the layer detail reads them. */
+  conceptIndexRoot: string;
 }
 
 export class ExplainPanel implements vscode.Disposable {
@@ -59,6 +62,8 @@ export class ExplainPanel implements vscode.Disposable {
   private compareId = 0;
   private evalId = 0;
   private cancelEval: (() => void) | undefined;
+  /** The running concepts request of the layer detail, of the atlas and of the reference crops (a new one replaces it). */
+  private readonly conceptJobs: Partial<Record<ConceptView | 'refs', Job<unknown>>> = {};
 
   static all(): ExplainPanel[] {
     return [...ExplainPanel.panels.values()];
@@ -144,6 +149,7 @@ export class ExplainPanel implements vscode.Disposable {
     this.disposed = true;
     this.cancelRunning?.();
     this.cancelEval?.();
+    for (const j of Object.values(this.conceptJobs)) void j?.cancel();
     this.unwatchModel?.();
     this.compareId++;
     if (ExplainPanel.panels.get(this.imagePath) === this) ExplainPanel.panels.delete(this.imagePath);
@@ -224,6 +230,12 @@ export class ExplainPanel implements vscode.Disposable {
         break;
       case 'layerDetail':
         this.sendLayerDetail(msg.runId, msg.index);
+        break;
+      case 'concepts':
+        await this.concepts(msg.runId, msg.index, msg.view, msg.top);
+        break;
+      case 'conceptRefs':
+        await this.conceptRefs(msg.runId, msg.index, msg.channels);
         break;
     }
   }
@@ -417,6 +429,75 @@ export class ExplainPanel implements vscode.Disposable {
           .slice(0, 8)
       : undefined;
     this.post({ type: 'layerDetail', detail: { runId, index, ...(topChannels ? { topChannels } : {}) } });
+  }
+
+  /** A folder was indexed for concepts: the panel asks again for the reference crops it shows. */
+  conceptIndexChanged(): void {
+    this.post({ type: 'conceptIndexChanged' });
+  }
+
+  /** The reference crops of channels of layer `index` of the shown run, from the newest valid index of its model and layer. */
+  private async conceptRefs(runId: number, index: number, channels: number[]): Promise<void> {
+    const last = this.last;
+    const layer = last?.payload.layers[index];
+    if (!last || runId !== this.lastRunId || !layer) return;
+    void this.conceptJobs.refs?.cancel();
+    const job = this.deps.runner.conceptReferences(last, layer.name, channels, this.deps.conceptIndexRoot);
+    this.conceptJobs.refs = job;
+    try {
+      const refs = await job.result;
+      if (this.conceptJobs.refs !== job || runId !== this.lastRunId || this.disposed) return;
+      logLine(`reference examples of ${layer.name}: ${refs.folder ? `${refs.folder}${refs.stale ? ' (out of date)' : ''}` : 'no index'}`);
+      this.post({
+        type: 'conceptRefs',
+        refs: {
+          runId,
+          index,
+          ...(refs.folder ? { folder: refs.folder } : {}),
+          ...(refs.stale ? { stale: refs.stale } : {}),
+          channels: refs.channels.map((c) => ({
+            channel: c.channel,
+            refs: c.refs.map((x) => ({ file: x.file, relevance: x.relevance, crop: { width: x.crop.width, height: x.crop.height, rgb: x.crop.rgb.slice().buffer } })),
+          })),
+        },
+      });
+    } catch (err) {
+      if (isCancelled(err) || this.conceptJobs.refs !== job) return;
+      logError(`reference examples of ${layer.name}`, err);
+      this.post({ type: 'conceptRefs', refs: { runId, index, error: describeError(err).message, channels: [] } });
+    }
+  }
+
+  /** Concepts (CRP) of layer `index` of the shown run: its top channels' conditional maps, shares and positive and negative parts. */
+  private async concepts(runId: number, index: number, view: ConceptView, top: number): Promise<void> {
+    const last = this.last;
+    const layer = last?.payload.layers[index];
+    if (!last || runId !== this.lastRunId || !layer) return;
+    const fail = (message: string): void => this.post({ type: 'conceptsError', runId, index, view, message });
+    if (last.payload.method !== 'lrp') {
+      fail('Concepts condition an LRP explanation: choose LRP as the method.');
+      return;
+    }
+    void this.conceptJobs[view]?.cancel();
+    const job = this.deps.runner.conceptMaps(last, layer.name, top);
+    this.conceptJobs[view] = job;
+    const current = (): boolean => this.conceptJobs[view] === job && runId === this.lastRunId && !this.disposed;
+    try {
+      const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `LRP Lens: concepts of ${layer.name}` }, () => job.result);
+      if (!current()) return;
+      logLine(
+        `concepts ${path.basename(this.imagePath)} ${r.layer}: top ${r.channels.length} of ${r.channelCount} channels ` +
+          `${r.channels.map((c) => `${c.channel} (${(c.share * 100).toFixed(1)}%)`).join(', ')} ${r.batched ? 'batched' : 'one run each'} ${r.ms.toFixed(0)}ms`,
+      );
+      this.post({
+        type: 'concepts',
+        result: { runId, index, view, layer: r.layer, opType: r.opType, channelCount: r.channelCount, layerRelevance: r.layerRelevance, channels: r.channels, ms: r.ms },
+      });
+    } catch (err) {
+      if (isCancelled(err) || !current()) return;
+      logError(`concepts of ${layer.name}`, err);
+      fail(describeError(err).message);
+    }
   }
 
   /** Settings changed: re-run (only if the panel has shown something). */

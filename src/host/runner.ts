@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import type { RulesConfig } from '../engine/config';
 import type {
   AttributeResult,
+  ConceptIndexResult,
+  ConceptMapsResult,
+  ConceptReferencesResult,
   EvaluateResult,
   ImageSpec,
   LayerResult,
@@ -18,13 +21,17 @@ import type {
   ResultOf,
   ThumbnailResult,
 } from '../explain/server/protocol';
-import type { CompareMethod, MainMethod, ResultPayload, ViewOptions, WireImage, WireMap } from '../protocol';
+import type { CompareMethod, ConceptChannelPayload, MainMethod, ResultPayload, ViewOptions, WireImage, WireMap } from '../protocol';
 import { CancelledError } from './errors';
 import type { CancelOutcome, Engine, EngineCall } from './engineClient';
 import { ruleChoiceOf, type Backend, type Preprocessing } from './settings';
 
 /** Longest side of the photo sent to the panel. */
 export const DISPLAY_MAX_SIDE = 768;
+
+/** Reference examples per channel in the layer detail, and their longest side in pixels. */
+export const REFERENCES_PER_CHANNEL = 4;
+export const REFERENCE_MAX_SIDE = 96;
 
 export interface RunRequest {
   imagePath: string;
@@ -224,6 +231,38 @@ export class Runner {
     const region = out.payload.region;
     const job = this.call('heatmapPng', async () => ({ imagePath: out.request.imagePath, map, ...(region ? { region } : {}), options }), 'writing the heatmap');
     return (await job.result).png;
+  }
+
+  /**
+   * Concepts (CRP) of a finished LRP run: the conditional maps of the `top` channels of `layer`
+   * with their shares and positive and negative parts, for the run's model, image, target and rules.
+   */
+  conceptMaps(out: RunOutput, layer: string, top: number): Job<Omit<ConceptMapsResult, 'channels'> & { channels: ConceptChannelPayload[] }> {
+    const job = this.call(
+      'conceptMaps',
+      async () => ({ spec: { ...(await Runner.spec(out.request)), target: out.target }, layer, top }),
+      `computing the concepts of ${layer} for ${path.basename(out.request.imagePath)}`,
+    );
+    return { cancel: job.cancel, result: job.result.then((r) => ({ ...r, channels: r.channels.map((c) => ({ ...c, map: toWire(c.map) })) })) };
+  }
+
+  /** The layers of a request's model that concepts can condition on. */
+  conceptLayers(req: RunRequest): Job<ResultOf<'conceptLayers'>> {
+    return this.call('conceptLayers', async () => ({ spec: await Runner.spec(req) }), `listing the layers of ${req.modelPath}`);
+  }
+
+  /** Relevance maximisation over `folder` for `layer` (cached under `indexRoot`); progress per image. */
+  conceptIndex(req: RunRequest, folder: string, layer: string, indexRoot: string, onProgress?: (message: string) => void): Job<ConceptIndexResult> {
+    return this.call('conceptIndex', async () => ({ spec: await Runner.spec(req), folder, layer, indexRoot }), `indexing ${folder} for ${layer}`, onProgress);
+  }
+
+  /** Reference crops of `channels` of `layer` from the newest valid index under `indexRoot`. */
+  conceptReferences(out: RunOutput, layer: string, channels: number[], indexRoot: string): Job<ConceptReferencesResult> {
+    return this.call(
+      'conceptReferences',
+      async () => ({ spec: await Runner.spec(out.request), layer, channels, perChannel: REFERENCES_PER_CHANNEL, maxSide: REFERENCE_MAX_SIDE, indexRoot }),
+      `cropping the reference examples of ${layer}`,
+    );
   }
 
   async dispose(): Promise<void> {

@@ -287,6 +287,15 @@ export async function webviewFor(page: Page, title: string): Promise<FrameLocato
   return outer.contentFrame().locator('#active-frame').contentFrame();
 }
 
+/** nsfwjs's pretrained MobileNetV2 (tf.js) into `modelDir`, with its labels and its preprocessing (inputs in [0, 1]). */
+export function copyMobilenet(modelDir: string, extract: (model: 'mobilenet_v2') => string): void {
+  fs.mkdirSync(modelDir, { recursive: true });
+  const src = path.dirname(extract('mobilenet_v2'));
+  for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(modelDir, f));
+  fs.writeFileSync(path.join(modelDir, 'labels.txt'), ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'].join('\n') + '\n');
+  fs.writeFileSync(path.join(modelDir, 'preprocessing.json'), JSON.stringify({ preset: 'unit' }));
+}
+
 export async function screenshot(page: Page, name: string): Promise<string> {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);

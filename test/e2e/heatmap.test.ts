@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { CodeServer, explorerCommand, openWorkbench, screenshot, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
+import { CodeServer, copyMobilenet, explorerCommand, openWorkbench, screenshot, startVsCode, waitReady, webviewFor, withEvidence, type VsCodeSession } from './harness';
 import { extractNsfwjs } from '../unit/tfjs-util';
 
 const IMAGES = path.resolve(__dirname, '../fixtures/images');
@@ -21,12 +21,7 @@ let ws: string;
 
 function makeWorkspace(root: string): string {
   ws = path.join(root, 'workspace');
-  const modelDir = path.join(ws, 'mobilenet');
-  fs.mkdirSync(modelDir, { recursive: true });
-  const src = path.dirname(extractNsfwjs('mobilenet_v2'));
-  for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(modelDir, f));
-  fs.writeFileSync(path.join(modelDir, 'labels.txt'), ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'].join('\n') + '\n');
-  fs.writeFileSync(path.join(modelDir, 'preprocessing.json'), JSON.stringify({ preset: 'unit' }));
+  copyMobilenet(path.join(ws, 'mobilenet'), extractNsfwjs);
   fs.copyFileSync(path.join(IMAGES, 'chelsea.png'), path.join(ws, 'chelsea.png'));
   fs.mkdirSync(path.join(ws, '.vscode'));
   // a short compare list keeps Evaluate faithfulness quick on MobileNetV2

@@ -6,6 +6,8 @@ import { parseFolderPersistedState, parseFolderWebviewMessage } from '../../src/
 test('folder webview messages are validated', () => {
   assert.deepEqual(parseFolderWebviewMessage({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseFolderWebviewMessage({ type: 'cancel', extra: 1 }), { type: 'cancel' });
+  assert.deepEqual(parseFolderWebviewMessage({ type: 'indexConcepts', layer: 'x' }), { type: 'indexConcepts' });
+  assert.deepEqual(parseFolderWebviewMessage({ type: 'cancelIndex' }), { type: 'cancelIndex' });
   assert.deepEqual(parseFolderWebviewMessage({ type: 'rerun' }), { type: 'rerun' });
   assert.deepEqual(parseFolderWebviewMessage({ type: 'open', index: 2 }), { type: 'open', index: 2 });
   for (const bad of [null, 'open', [], { type: 'open' }, { type: 'open', index: -1 }, { type: 'open', index: 1.5 }, { type: 'open', index: '1' }, { type: 'explain' }])

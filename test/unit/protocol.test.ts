@@ -34,6 +34,9 @@ test('valid webview messages pass unchanged', () => {
     { type: 'layerDetail', runId: 2, index: 5 },
     { type: 'viewChanged', view },
     { type: 'stability', runId: 4 },
+    { type: 'concepts', runId: 3, index: 2, view: 'detail', top: 8 },
+    { type: 'concepts', runId: 3, index: 0, view: 'atlas', top: 32 },
+    { type: 'conceptRefs', runId: 3, index: 0, channels: [7, 1] },
   ];
   for (const m of ok) assert.deepEqual(parseWebviewMessage(JSON.parse(JSON.stringify(m))), m, JSON.stringify(m));
 });
@@ -64,6 +67,14 @@ test('malformed webview messages are rejected', () => {
     { type: 'stability' },
     { type: 'stability', runId: -1 },
     { type: 'stability', runId: '3' },
+    { type: 'concepts', runId: 3, index: 2, view: 'grid', top: 8 },
+    { type: 'concepts', runId: 3, index: 2, view: 'atlas', top: 0 },
+    { type: 'concepts', runId: 3, index: 2, view: 'atlas', top: 33 },
+    { type: 'concepts', runId: 3, index: -1, view: 'detail', top: 8 },
+    { type: 'concepts', index: 1, view: 'detail', top: 8 },
+    { type: 'conceptRefs', runId: 3, index: 0, channels: [] },
+    { type: 'conceptRefs', runId: 3, index: 0, channels: [1, -2] },
+    { type: 'conceptRefs', runId: 3, index: 0, channels: '1' },
   ];
   for (const m of bad) assert.equal(parseWebviewMessage(m), undefined, JSON.stringify(m));
 });
@@ -109,6 +120,13 @@ test('persisted state: image path required, invalid view parts dropped', () => {
     rules: { composite: 'gamma', gamma: 0.5 },
   });
   assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', rules: { composite: 'bogus' } }), { imagePath: '/w/a.png' });
+  assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', tab: 'concepts', atlasLayer: '/features/Conv', atlasTop: 8 }), {
+    imagePath: '/w/a.png',
+    tab: 'concepts',
+    atlasLayer: '/features/Conv',
+    atlasTop: 8,
+  });
+  assert.deepEqual(parsePersistedState({ imagePath: '/w/a.png', atlasLayer: 3, atlasTop: 99 }), { imagePath: '/w/a.png' });
   assert.equal(parsePersistedState({ imagePath: '' }), undefined);
   assert.equal(parsePersistedState({}), undefined);
   assert.equal(parsePersistedState(undefined), undefined);

@@ -155,6 +155,72 @@ export interface ThumbnailResult {
   thumb: { width: number; height: number; rgb: Uint8Array };
 }
 
+/** One channel of a layer conditioned on (CRP): its share of the layer's relevance and its conditional input map. */
+export interface ConceptChannel {
+  channel: number;
+  /** The relevance at the layer through this channel. */
+  relevance: number;
+  /** relevance / the layer's relevance (0 when the layer carries none). */
+  share: number;
+  /** Sums of the positive and the negative conditional input relevance. */
+  positiveSum: number;
+  negativeSum: number;
+  /** The conditional input relevance, channel-summed, at the model's input size. */
+  map: MapData;
+}
+
+export interface ConceptMapsResult {
+  layer: string;
+  opType: string;
+  /** Channels of the layer. */
+  channelCount: number;
+  target: number;
+  /** The layer's relevance (all channels): the shares' denominator. */
+  layerRelevance: number;
+  /** Largest first (top-k), or in the order asked for. */
+  channels: ConceptChannel[];
+  /** The masks ran as one batched program (false: one run per channel). */
+  batched: boolean;
+  ms: number;
+}
+
+/** The operators whose layers concepts condition on (their output's channel axis). */
+export const CONCEPT_LAYER_OPS: readonly string[] = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'];
+
+/** A layer the engine can condition on: its name, operator and channel count. */
+export interface ConceptLayer {
+  name: string;
+  opType: string;
+  channels: number;
+}
+
+export interface ConceptIndexResult {
+  layer: string;
+  folder: string;
+  /** Where the index (concepts-cache.json and index.json) was written. */
+  indexDir: string;
+  images: number;
+  errors: { file: string; error: string }[];
+  /** The scores came from a valid cache (nothing was run). */
+  cached: boolean;
+  ms: number;
+}
+
+/** A channel's reference examples (relevance maximisation over an indexed folder). */
+export interface ConceptReferences {
+  channel: number;
+  refs: { file: string; target: number; relevance: number; crop: { width: number; height: number; rgb: Uint8Array } }[];
+}
+
+export interface ConceptReferencesResult {
+  /** The indexed folder found for the model and layer; absent: no index. */
+  folder?: string;
+  /** Why the index found cannot be used (folder or model changed since): index again. */
+  stale?: string;
+  images?: number;
+  channels: ConceptReferences[];
+}
+
 export interface EngineStatus {
   pid: number;
   rssMb: number;
@@ -185,6 +251,23 @@ export interface EngineRequests {
     res: { png: Uint8Array };
   };
   status: { req: Record<string, never>; res: EngineStatus };
+  /**
+   * Concepts (CRP): the conditional maps of `channels` of `layer`, or of its `top` channels by
+   * relevance, for the explanation of `spec` (its target; default the top class).
+   */
+  conceptMaps: { req: { spec: ImageSpec; layer: string; top?: number; channels?: number[] }; res: ConceptMapsResult };
+  /** The layers the model can be conditioned on. */
+  conceptLayers: { req: { spec: ModelSpec }; res: { layers: ConceptLayer[] } };
+  /**
+   * Relevance maximisation over a folder: each image's relevance per channel of `layer` for its
+   * predicted class, cached under `indexRoot` (one folder per model, layer and image folder).
+   */
+  conceptIndex: { req: { spec: ModelSpec; folder: string; layer: string; indexRoot: string }; res: ConceptIndexResult };
+  /** For `channels` of `layer`: the `perChannel` images of the newest valid index under `indexRoot` where each carries the most relevance, with crops. */
+  conceptReferences: {
+    req: { spec: ModelSpec; layer: string; channels: number[]; perChannel: number; maxSide: number; indexRoot: string };
+    res: ConceptReferencesResult;
+  };
 }
 
 export type RequestKind = keyof EngineRequests;

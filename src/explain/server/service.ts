@@ -3,7 +3,7 @@
 // resolved with their sources (../model-config.ts), images decoded and preprocessed, LRP and the
 // other methods run, heatmap pictures drawn, results packed for the host. No `vscode` import, no process plumbing (see
 // main.ts): tests drive it directly.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RulesConfig } from '../../engine/config';
 import { blendHeatmap, blendPixels, relevanceMap, type RelevanceMap } from '../../engine/io/heatmap';
@@ -17,11 +17,26 @@ import { softmax, topK } from '../../engine/scores';
 import type { Tensor } from '../../engine/graph/graph';
 import type { Explanation, LayerRelevance } from '../../engine/types';
 import { evaluateMethods } from '../evaluate';
+import { listImages } from '../batch';
+import { channelMask, conditionLayer, conditionalRelevance, topChannels } from '../concepts';
+import {
+  INDEX_META_FILE,
+  atlasKey,
+  findIndexes,
+  indexDirFor,
+  readAtlasCache,
+  referenceCrops,
+  scanImages,
+  writeAtlasCache,
+  type ImageScores,
+  type IndexMeta,
+} from '../concept-atlas';
 import { Explainer } from '../explainer';
 import { parseMethod, type TokenLayout } from '../methods';
 import { tokenRelevance } from '../tokens';
 import { explanationSummary, layerSummary } from '../summary';
 import {
+  CONCEPT_LAYER_OPS,
   ENGINE_ERRORS,
   estimatedModelMb,
   type EngineRequests,
@@ -30,6 +45,7 @@ import {
   type ModelSources,
   type ModelSpec,
   type ModelStat,
+  type ConceptLayer,
   type RequestKind,
   type RequestOf,
   type ResultOf,
@@ -136,6 +152,10 @@ export class EngineService {
       thumbnail: (b, c) => this.thumbnail(b, c),
       heatmapPng: (b) => this.heatmapPng(b),
       status: async () => this.status(),
+      conceptMaps: (b, c) => this.conceptMaps(b, c),
+      conceptLayers: (b, c) => this.conceptLayers(b, c),
+      conceptIndex: (b, c) => this.conceptIndex(b, c),
+      conceptReferences: (b, c) => this.conceptReferences(b, c),
     };
     return (handlers[kind] as (b: RequestOf<K>, c: RequestContext) => Promise<ResultOf<K>>)(body, ctx);
   }
@@ -408,6 +428,174 @@ export class EngineService {
     return { png };
   }
 
+  /** Concepts (CRP): each channel's conditional input map, its share of the layer's relevance and its positive and negative parts. */
+  private async conceptMaps(body: RequestOf<'conceptMaps'>, ctx: RequestContext): Promise<ResultOf<'conceptMaps'>> {
+    const t0 = performance.now();
+    const input = await this.input(body.spec, ctx);
+    const { explainer, rules } = input;
+    const info = conditionLayer(explainer, body.layer);
+    const C = info.channels;
+    const target = body.spec.target;
+    let channels = body.channels;
+    if (channels?.length) {
+      for (const c of channels)
+        if (!Number.isInteger(c) || c < 0 || c >= C)
+          throw new Error(`${body.spec.modelPath}: channel ${c} is out of range: layer '${info.name}' has ${C} channels (0 to ${C - 1})`);
+    } else {
+      // the channels' relevance at the layer, from one run through all of them
+      ctx.progress(`ranking the channels of ${info.name}…`);
+      const probe = await conditionalRelevance(explainer, input.tensor, { rules, target, layer: info.name, masks: [channelMask(C, range(C))] });
+      channels = topChannels(probe.channelRelevance, Math.min(Math.max(1, body.top ?? 8), C));
+    }
+    ctx.check();
+    ctx.progress(`conditional maps of ${channels.length} channels of ${info.name}…`);
+    const res = await conditionalRelevance(explainer, input.tensor, { rules, target, layer: info.name, masks: channels.map((c) => channelMask(C, [c])) });
+    await this.checkUnchanged(body.spec.modelPath, input.stat);
+    return {
+      layer: info.name,
+      opType: info.opType,
+      channelCount: C,
+      target: res.target,
+      layerRelevance: res.layerRelevance,
+      batched: res.batched,
+      ms: performance.now() - t0,
+      channels: res.maps.map((m, k) => {
+        let positiveSum = 0;
+        let negativeSum = 0;
+        for (const v of m.relevance.data as Float32Array) {
+          if (v > 0) positiveSum += v;
+          else negativeSum += v;
+        }
+        const map = relevanceMap(m.relevance, explainer.input.layout);
+        return {
+          channel: channels[k],
+          relevance: m.conditionRelevance,
+          share: res.layerRelevance === 0 ? 0 : m.conditionRelevance / res.layerRelevance,
+          positiveSum,
+          negativeSum,
+          map: { width: map.width, height: map.height, data: map.data },
+        };
+      }),
+    };
+  }
+
+  private async conceptLayers(body: RequestOf<'conceptLayers'>, ctx: RequestContext): Promise<ResultOf<'conceptLayers'>> {
+    const { explainer } = await this.setup(body.spec, ctx);
+    const layers: ConceptLayer[] = [];
+    for (const n of explainer.graph.nodes) {
+      if (!CONCEPT_LAYER_OPS.includes(n.opType)) continue;
+      try {
+        const l = conditionLayer(explainer, n.name);
+        layers.push({ name: l.name, opType: l.opType, channels: l.channels });
+      } catch {
+        // no channel axis: nothing to condition on
+      }
+    }
+    return { layers };
+  }
+
+  /** Relevance maximisation over a folder (scores per image and channel), kept in an index folder under `indexRoot`. */
+  private async conceptIndex(body: RequestOf<'conceptIndex'>, ctx: RequestContext): Promise<ResultOf<'conceptIndex'>> {
+    const t0 = performance.now();
+    const setup = await this.setup(body.spec, ctx);
+    const { explainer, rules, prep } = setup;
+    const info = conditionLayer(explainer, body.layer);
+    const files = listImages(body.folder);
+    if (!files.length) throw new Error(`${body.folder}: no images to index`);
+    const dir = indexDirFor(body.indexRoot, body.spec.modelPath, info.name, body.folder);
+    mkdirSync(dir, { recursive: true });
+    const key = atlasKey(body.spec.modelPath, info.name, rules, body.folder, files);
+    let scores = readAtlasCache(dir, key);
+    const cached = !!scores;
+    if (!scores) {
+      const stop = new AbortController();
+      ctx.progress(`0/${files.length} images scored`);
+      try {
+        scores = await scanImages(explainer, files, {
+          rules,
+          layer: info.name,
+          load: (f) => loadImageTensor(path.join(body.folder, f), prep),
+          signal: stop.signal,
+          onProgress: (done, total, file) => {
+            ctx.progress(`${done}/${total} images scored (${file})`);
+            try {
+              ctx.check();
+            } catch {
+              stop.abort();
+            }
+          },
+        });
+      } catch (e) {
+        if (stop.signal.aborted) throw new EngineCancelledError();
+        throw e;
+      }
+      // a cancel that came during the last image: no scores are kept
+      ctx.check();
+      await this.checkUnchanged(body.spec.modelPath, setup.stat);
+      writeAtlasCache(dir, key, scores);
+    }
+    const meta: IndexMeta = { model: path.resolve(body.spec.modelPath), layer: info.name, folder: path.resolve(body.folder), rules, images: files.length, written: Date.now() };
+    writeFileSync(path.join(dir, INDEX_META_FILE), JSON.stringify(meta, null, 2) + '\n');
+    return {
+      layer: info.name,
+      folder: body.folder,
+      indexDir: dir,
+      images: files.length,
+      errors: scores.filter((s) => s.error).map((s) => ({ file: s.file, error: s.error as string })),
+      cached,
+      ms: performance.now() - t0,
+    };
+  }
+
+  /** Reference crops of channels from the newest valid index of the model and layer. */
+  private async conceptReferences(body: RequestOf<'conceptReferences'>, ctx: RequestContext): Promise<ResultOf<'conceptReferences'>> {
+    const setup = await this.setup(body.spec, ctx);
+    const { explainer, prep } = setup;
+    const info = conditionLayer(explainer, body.layer);
+    const found = findIndexes(body.indexRoot, body.spec.modelPath, info.name);
+    if (!found.length) return { channels: [] };
+    let use: { meta: IndexMeta; scores: ImageScores[] } | undefined;
+    for (const { dir, meta } of found) {
+      let files: string[];
+      try {
+        files = listImages(meta.folder);
+      } catch {
+        continue; // the folder is gone
+      }
+      const scores = readAtlasCache(dir, atlasKey(body.spec.modelPath, info.name, meta.rules, meta.folder, files));
+      if (scores) {
+        use = { meta, scores };
+        break;
+      }
+    }
+    if (!use)
+      return {
+        folder: found[0].meta.folder,
+        stale: `the index of ${found[0].meta.folder} for layer '${info.name}' is out of date (the model or the folder changed since); index the folder again`,
+        channels: [],
+      };
+    const { meta, scores } = use;
+    ctx.progress(`reference crops of ${body.channels.length} channels…`);
+    const crops = await referenceCrops(explainer, scores, body.channels, Math.max(1, body.perChannel), {
+      rules: meta.rules,
+      layer: info.name,
+      load: (file) => loadImageTensor(path.join(meta.folder, file), prep),
+      check: () => ctx.check(),
+    });
+    const small = await Promise.all(crops.map((c) => shrink(c.crop, body.maxSide)));
+    return {
+      folder: meta.folder,
+      images: meta.images,
+      channels: body.channels.map((channel) => ({
+        channel,
+        refs: crops
+          .map((c, i) => ({ c, img: small[i] }))
+          .filter(({ c }) => c.channel === channel)
+          .map(({ c, img }) => ({ file: c.file, target: c.target, relevance: c.relevance, crop: { width: img.width, height: img.height, rgb: img.rgb } })),
+      })),
+    };
+  }
+
   async dispose(): Promise<void> {
     const all = this.models;
     this.models = [];
@@ -449,4 +637,8 @@ async function shrink(img: RgbImage, maxSide: number): Promise<RgbImage> {
   if (longest <= maxSide) return img;
   const f = maxSide / longest;
   return resizeImage(img, Math.max(1, Math.round(img.width * f)), Math.max(1, Math.round(img.height * f)));
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
