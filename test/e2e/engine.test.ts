@@ -3,7 +3,7 @@
 // VGG-16-shaped model with random weights (553 MB, generated here, never committed) is explained:
 //   1. while the model loads and explains, the extension host's thread never runs for more than
 //      50 ms in one event-loop stall (the probe measures its thread's CPU time), and the probe's
-//      command answers within 100 ms every time (todo while this 2-core machine's load delays it);
+//      command answers within 100 ms every time;
 //   2. Cancel closes the notification within 1 s, the engine's CPU use falls to idle within 2 s
 //      (/proc/PID/stat), and the next explanation works;
 //   3. the engine killed with SIGKILL mid-run: the panel shows Engine stopped with Retry, the other
@@ -340,10 +340,10 @@ test(
   });
 });
 
-// Pending (issue 13, acceptance 1): the host's thread is free (test 1 measures it), but on this
-// 2-core machine the probe's answers still wait for a CPU while the engine, Chromium and the VS Code
-// server compete: stalls of up to 209 ms in which the host's thread ran 1 ms (load 6.2).
-test('every probe command during that explanation answered within 100 ms', { todo: 'on this 2-core machine the answers wait for a CPU: slowest 199 ms at load 6.2, with the host thread running 1 ms of a 209 ms stall; see test 1' }, async () => {
+// Measured on this 2-core machine with nothing else running: slowest answer 33 ms (13 ms with
+// nothing explained); at load 6 (other test suites in parallel) answers wait up to 200 ms for a
+// CPU while the host's thread runs 1 ms of such a stall, which test 1's diagnostics show.
+test('every probe command during that explanation answered within 100 ms', async () => {
   assert.ok(latency, 'the responsiveness run measured nothing');
   const { max, baseMax, load } = latency;
   assert.ok(
