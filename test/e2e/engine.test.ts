@@ -95,12 +95,19 @@ function ping(): Promise<number> {
   });
 }
 
+/** One probe command: when it was sent (Date.now()), its round trip and the time until the probe answered, in ms. */
+interface Ping {
+  at: number;
+  ms: number;
+  answerMs: number;
+}
+
 /**
  * Pings the probe every `gapMs` from a worker thread (so this process's own work, Playwright's
  * polling, does not delay the measurement) until stopped; each entry: when it started
- * (Date.now()) and how long the probe took to answer.
+ * (Date.now()), its round trip, and how long the probe took to answer.
  */
-function pinger(gapMs = 100): { stop(): Promise<{ at: number; ms: number }[]> } {
+function pinger(gapMs = 100): { stop(): Promise<Ping[]> } {
   const code = `
     const http = require('node:http');
     const { parentPort, workerData } = require('node:worker_threads');
@@ -108,17 +115,27 @@ function pinger(gapMs = 100): { stop(): Promise<{ at: number; ms: number }[]> } 
     const out = [];
     let running = true;
     parentPort.on('message', () => (running = false));
+    // ms: the round trip as this thread saw it; answerMs: from the send until the probe answered
+    // (its own clock reading, the same system clock), which leaves out how late this process was
+    // scheduled to read the answer
     const ping = () => new Promise((resolve, reject) => {
       const t0 = performance.now();
+      const sentAt = performance.timeOrigin + t0;
       http.get({ host: '127.0.0.1', port: workerData.port, path: '/ping', agent }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error('probe answered ' + res.statusCode))));
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error('probe answered ' + res.statusCode));
+          const ms = performance.now() - t0;
+          resolve({ ms, answerMs: Math.min(ms, JSON.parse(body).answeredAt - sentAt) });
+        });
       }).on('error', reject);
     });
     (async () => {
       while (running) {
         const at = Date.now();
-        out.push({ at, ms: await ping() });
+        out.push({ at, ...(await ping()) });
         await new Promise((r) => setTimeout(r, workerData.gapMs));
       }
       agent.destroy();
@@ -126,8 +143,8 @@ function pinger(gapMs = 100): { stop(): Promise<{ at: number; ms: number }[]> } 
     })().catch((e) => parentPort.postMessage({ error: String(e) }));
   `;
   const worker = new Worker(code, { eval: true, workerData: { port: probePort, gapMs } });
-  const done = new Promise<{ at: number; ms: number }[]>((resolve, reject) => {
-    worker.once('message', (m: { at: number; ms: number }[] | { error: string }) => (Array.isArray(m) ? resolve(m) : reject(new Error(m.error))));
+  const done = new Promise<Ping[]>((resolve, reject) => {
+    worker.once('message', (m: Ping[] | { error: string }) => (Array.isArray(m) ? resolve(m) : reject(new Error(m.error))));
     worker.once('error', reject);
   });
   return {
@@ -268,7 +285,7 @@ after(async () => {
 });
 
 /** What the responsiveness run measured (test 1), for the latency bound (test 2). */
-let latency: { max: number; baseMax: number; load: number; busiestStallMs: number } | undefined;
+let latency: { max: number; maxRoundTrip: number; baseMax: number; load: number; busiestStallMs: number } | undefined;
 /** Longest stretch the extension host's own thread may spend running in one event-loop stall. */
 const MAX_HOST_BUSY_MS = 50;
 
@@ -292,7 +309,7 @@ test(
     const idle = pinger();
     const b0 = Date.now();
     await page.waitForTimeout(15_000);
-    const base = (await idle.stop()).map((p) => p.ms).sort((a, b) => a - b);
+    const base = (await idle.stop()).map((p) => p.answerMs).sort((a, b) => a - b);
     const baseStalls = (await probeLags()).filter((l) => l.at >= b0);
     t.diagnostic(
       `baseline, nothing explained: ${base.length} probe commands, median ${base[base.length >> 1].toFixed(1)} ms, max ${base[base.length - 1].toFixed(1)} ms; ` +
@@ -311,9 +328,10 @@ test(
     const pid = await enginePid();
     const engineCpuS = (cpuTicks(pid) ?? 0) / 100;
     await screenshot(page, 'e2e-engine-01-vgg16-explained');
-    const max = Math.max(...during.map((p) => p.ms));
-    const sorted = during.map((p) => p.ms).sort((a, b) => a - b);
-    const slowest = [...during].sort((a, b) => b.ms - a.ms).slice(0, 5);
+    const max = Math.max(...during.map((p) => p.answerMs));
+    const maxRoundTrip = Math.max(...during.map((p) => p.ms));
+    const sorted = during.map((p) => p.answerMs).sort((a, b) => a - b);
+    const slowest = [...during].sort((a, b) => b.answerMs - a.answerMs).slice(0, 5);
     const stalls = (await probeLags()).filter((l) => l.at >= t0 && l.at <= t1).sort((a, b) => b.ms - a.ms);
     t.diagnostic(
       `extension host event loop, seen from inside: ${stalls.length} stalls over 20 ms, longest ` +
@@ -321,13 +339,14 @@ test(
     );
     t.diagnostic(
       `explanation took ${((t1 - t0) / 1000).toFixed(1)} s (engine process ${pid}: ${engineCpuS.toFixed(1)} s CPU); ` +
-        `${during.length} probe commands, median ${sorted[sorted.length >> 1].toFixed(1)} ms, max ${max.toFixed(1)} ms; slowest at ` +
-        slowest.map((p) => `${((p.at - t0) / 1000).toFixed(1)} s: ${p.ms.toFixed(0)} ms`).join(', ') +
+        `${during.length} probe commands answered after median ${sorted[sorted.length >> 1].toFixed(1)} ms, max ${max.toFixed(1)} ms ` +
+        `(round trips as this process read them: max ${maxRoundTrip.toFixed(1)} ms); slowest at ` +
+        slowest.map((p) => `${((p.at - t0) / 1000).toFixed(1)} s: ${p.answerMs.toFixed(0)} ms`).join(', ') +
         `; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`,
     );
     t.diagnostic(`LRP Lens's log during the explanation:\n  ${extensionLog(t0, t1).join('\n  ')}`);
     const busiest = stalls.reduce((m, l) => Math.max(m, l.cpuMs ?? l.ms), 0);
-    latency = { max, baseMax: base[base.length - 1], load: os.loadavg()[0], busiestStallMs: busiest };
+    latency = { max, maxRoundTrip, baseMax: base[base.length - 1], load: os.loadavg()[0], busiestStallMs: busiest };
     assert.ok(engineCpuS > 2, `the engine process did the work (${engineCpuS} s CPU)`);
     assert.ok(during.length >= 20, `the probe command ran ${during.length} times during the explanation`);
     // the host's thread itself: no stall in which it ran (rather than waited for a CPU) for long
@@ -340,15 +359,17 @@ test(
   });
 });
 
-// Measured on this 2-core machine with nothing else running: slowest answer 33 ms (13 ms with
-// nothing explained); at load 6 (other test suites in parallel) answers wait up to 200 ms for a
-// CPU while the host's thread runs 1 ms of such a stall, which test 1's diagnostics show.
+// The time counted is from the test's send until the probe answered (the probe's clock reading,
+// the same system clock); how late this process then reads the answer is this process's
+// scheduling, not VS Code's: in one full run a round trip took 171 ms while the extension host's
+// event loop had no stall over 45 ms. Measured on this 2-core machine with nothing else running:
+// slowest round trip 33 ms (13 ms with nothing explained).
 test('every probe command during that explanation answered within 100 ms', async () => {
   assert.ok(latency, 'the responsiveness run measured nothing');
-  const { max, baseMax, load } = latency;
+  const { max, maxRoundTrip, baseMax, load } = latency;
   assert.ok(
     max < MAX_LATENCY_MS,
-    `the slowest probe command took ${max.toFixed(1)} ms (limit ${MAX_LATENCY_MS} ms); with nothing explained it took up to ` +
+    `the slowest probe command answered after ${max.toFixed(1)} ms (limit ${MAX_LATENCY_MS} ms; round trip ${maxRoundTrip.toFixed(1)} ms); with nothing explained after up to ` +
       `${baseMax.toFixed(1)} ms (load average ${load.toFixed(1)} on ${os.cpus().length} CPUs)`,
   );
 });

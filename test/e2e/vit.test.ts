@@ -165,7 +165,8 @@ test('the fixture ViT: token maps and class-token shares in the relevance flow, 
     const note = (await view.locator('#layer-detail .token-note').innerText()).trim();
     t.diagnostic(note);
     assert.match(note, /on the 8×8 patch grid .* class token R = \S+, -?\d+(\.\d)?% of this layer's relevance/);
-    await view.locator('#layer-detail .channels li').first().waitFor({ timeout: 10_000 });
+    // the layer detail's top channels (features of the tokens) with their conditional maps
+    await view.locator('#layer-detail .concept-channel').first().waitFor({ timeout: 30_000 });
     await page.waitForTimeout(300);
     await screenshot(page, 'e2e-vit-01-token-flow');
 

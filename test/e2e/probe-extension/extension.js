@@ -49,7 +49,9 @@ function activate(context) {
       return;
     }
     vscode.commands.executeCommand('lrpLensProbe.echo', count).then(
-      (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
+      // when the command answered (epoch ms, this machine's clock): the test measures from its send
+      // to here, so its own process's scheduling afterwards does not count as VS Code's latency
+      (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...r, answeredAt: performance.timeOrigin + performance.now() })),
       (err) => res.writeHead(500).end(String(err)),
     );
   });
