@@ -21,7 +21,6 @@ import {
   type ErrorAction,
   type HeatmapView,
   type HostMessage,
-  type LayerDetail,
   type PanelError,
   type PanelNotice,
   type PersistedState,
@@ -38,17 +37,17 @@ import {
   imageColumnAt,
   legendGradient,
   mapScale,
-  renderMap,
   sampleBilinear,
   type FloatMap,
   type RgbImage,
 } from './colormap';
 import { inputAt, photoView } from './input-view';
-import { flowBar, ruleFieldState } from './view';
+import { ruleFieldState } from './view';
 import { CompareView, METHOD_HELP } from './compare';
 import { h, select, vscodeApi, type SelectEl } from './dom';
-import { attentionField, attentionValue, showTokens, tokenBadge, tokenFlowNote, tokenNote } from './token-flow';
+import { attentionField, attentionValue, showTokens, tokenFlowNote } from './token-flow';
 import { ConceptsView } from './concepts';
+import { FlowView } from './flow';
 import { putPixels } from './canvas';
 
 const vscode = vscodeApi();
@@ -78,8 +77,6 @@ const state: {
   modelView: boolean;
   result?: ResultPayload;
   relevance?: FloatMap;
-  layerMaps: (FloatMap | undefined)[];
-  selectedLayer?: number;
   busy: boolean;
   /** Rules chosen in this panel, kept across reloads. */
   userRules?: Partial<RuleChoice>;
@@ -90,7 +87,6 @@ const state: {
   method: 'lrp',
   view: { ...DEFAULT_VIEW },
   rules: { composite: 'epsilon-plus-flat', epsilon: 1e-6, gamma: 0.25, attention: 'cp' },
-  layerMaps: [],
   busy: false,
   modelView: false,
 };
@@ -136,6 +132,9 @@ const concepts = new ConceptsView({
   if (saved?.compareNorm === 'shared') compare.norm = 'shared';
   concepts.restore(saved);
 }
+
+/** The relevance flow and the layer detail (made with the layout). */
+let flow: FlowView | undefined;
 
 /** The map of the main canvas: the explanation, or the channel the concepts show alone. */
 function mainMap(): FloatMap | undefined {
@@ -440,8 +439,7 @@ function viewChanged(): void {
   const opacity = document.getElementById('opacity') as HTMLInputElement | null;
   if (opacity) opacity.disabled = state.view.mode !== 'overlay';
   drawHeatmap();
-  drawFlowThumbnails();
-  drawLayerDetail();
+  flow?.redraw();
   updateLegend();
   compare.onViewChanged();
   concepts.onViewChanged();
@@ -631,20 +629,11 @@ function mapView(): { colormap: ColormapName; sign: SignMode; percentile: number
   return { colormap: state.view.colormap, sign: state.view.sign, percentile: state.view.percentile, gamma: state.view.gamma };
 }
 
-function drawFlowThumbnails(): void {
-  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
-    const i = Number(c.dataset.index);
-    const map = state.layerMaps[i];
-    if (map) putPixels(c, map.width, map.height, renderMap(map, mapView()));
-  });
-}
-
 // ---------- results ----------
 
 function showResult(r: ResultPayload): void {
   state.result = r;
   state.relevance = unpackMap(r.relevance);
-  state.layerMaps = r.layers.map((l) => (l.map ? unpackMap(l.map) : undefined));
   state.rules = r.rules;
   state.method = r.method;
   persist();
@@ -685,49 +674,9 @@ function showResult(r: ResultPayload): void {
   if (!r.predictions.some((p) => p.index === r.target))
     top5.append(h('li', { class: 'prediction selected' }, h('span', { class: 'label' }, `${r.targetLabel} (explained)`), h('span', { class: 'score' }, '')));
 
-  const flow = byId('flow');
-  flow.replaceChildren();
-  const scale = Math.max(Math.abs(r.logit), ...r.layers.map((l) => Math.abs(l.relevanceSum)), 1e-12);
-  const diverging = r.logit < 0 || r.relevanceSum < 0 || r.layers.some((l) => l.relevanceSum < 0);
-  const bar = (v: number): HTMLElement => barEl(v, scale, diverging);
-  flow.append(
-    h('li', { class: 'layer output' }, h('span', { class: 'op' }, 'Output'), h('span', { class: 'name' }, `logit of “${r.targetLabel}”`), bar(r.logit), h('span', { class: 'sum' }, formatValue(r.logit))),
-  );
-  r.layers.forEach((l, i) => {
-    const row = h(
-      'li',
-      { class: 'layer', tabindex: '0', role: 'button', 'data-op': l.opType, 'data-index': String(i), title: `${l.name}\noutput ${l.outputShape.join('×')}` },
-      h('span', { class: 'op' }, l.opType),
-      h('span', { class: 'name' }, l.name, h('span', { class: 'rule muted' }, ` · ${l.rule}`)),
-      bar(l.relevanceSum),
-      h('span', { class: 'sum' }, formatValue(l.relevanceSum), tokenBadge(l)),
-      h('span', { class: 'parts muted' }, `+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)}`),
-      l.map ? h('canvas', { class: 'thumb', 'data-index': String(i), width: '1', height: '1' }) : h('span', { class: 'thumb none' }),
-    );
-    const open = (): void => {
-      state.selectedLayer = i;
-      document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
-      row.classList.add('selected');
-      drawLayerDetail();
-      send({ type: 'layerDetail', runId: r.runId, index: i });
-    };
-    row.addEventListener('click', open);
-    row.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') {
-        e.preventDefault();
-        open();
-      }
-    });
-    flow.append(row);
-  });
-  flow.append(
-    h('li', { class: 'layer input' }, h('span', { class: 'op' }, 'Input'), h('span', { class: 'name' }, 'sum of input relevance'), bar(r.relevanceSum), h('span', { class: 'sum' }, formatValue(r.relevanceSum))),
-  );
-
-  if (state.selectedLayer !== undefined && state.selectedLayer >= r.layers.length) state.selectedLayer = undefined;
+  flow?.render(r);
   drawHeatmap();
-  drawFlowThumbnails();
-  drawLayerDetail();
+  flow?.redraw();
   updateLegend();
   const t = r.timings;
   setStatus(
@@ -738,59 +687,6 @@ function showResult(r: ResultPayload): void {
   byId('app').dataset.state = 'ready';
   compare.onResult();
   concepts.onResult(r);
-}
-
-function barEl(value: number, scale: number, diverging: boolean): HTMLElement {
-  const { leftPct, widthPct, negative } = flowBar(value, scale, diverging);
-  const fill = h('span', { class: 'bar-fill' + (negative ? ' negative' : '') });
-  fill.style.left = `${leftPct}%`;
-  fill.style.width = `${widthPct}%`;
-  return h('span', { class: 'bar' }, h('span', { class: 'bar-zero' }), fill);
-}
-
-function drawLayerDetail(detail?: LayerDetail): void {
-  const box = byId('layer-detail');
-  const r = state.result;
-  const i = state.selectedLayer;
-  if (!r || i === undefined || !r.layers[i]) {
-    box.hidden = true;
-    return;
-  }
-  const l = r.layers[i];
-  const map = state.layerMaps[i];
-  let canvas = box.querySelector<HTMLCanvasElement>('canvas.large');
-  const key = `${r.runId}:${i}`;
-  if (box.dataset.key !== key || !canvas || detail) {
-    const close = h('vscode-button', { secondary: '', class: 'close' }, 'Close');
-    close.addEventListener('click', () => {
-      state.selectedLayer = undefined;
-      document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
-      box.hidden = true;
-    });
-    canvas = map ? h('canvas', { class: 'large', width: '1', height: '1' }) : null;
-    const channels = concepts.detailFor(r, i);
-    box.replaceChildren(
-      h('div', { class: 'detail-head' }, h('h2', {}, `${l.opType} · ${l.name}`), close),
-      h(
-        'p',
-        { class: 'muted small' },
-        `rule ${l.rule} · output ${l.outputShape.join('×')} · sum ${formatValue(l.relevanceSum)} (+${formatValue(l.positiveSum)} / ${formatValue(l.negativeSum)})` +
-          (map ? ` · map ${map.width}×${map.height}` : ''),
-      ),
-      tokenNote(l) ?? '',
-      h('p', { class: 'muted small detail-scale' }),
-      canvas ?? h('p', { class: 'muted' }, 'No map for this layer.'),
-      h('h3', {}, 'Top channels'),
-      channels,
-    );
-    box.dataset.key = key;
-  }
-  if (canvas && map) {
-    putPixels(canvas, map.width, map.height, renderMap(map, mapView()));
-    const note = box.querySelector('.detail-scale');
-    if (note) note.textContent = `Colours: ${describeScale(mapScale(map.data, state.view.percentile), state.view.gamma)} (this layer's own map).`;
-  }
-  box.hidden = false;
 }
 
 // ---------- messages ----------
@@ -806,6 +702,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         state.rules = msg.rules;
         persist();
         buildLayout();
+        flow = new FlowView(byId('flow'), byId('layer-detail'), { send, mapView, channels: (r, i) => concepts.detailFor(r, i) });
         byId('app').dataset.state = msg.trusted ? 'starting' : 'error';
         break;
       case 'image':
@@ -873,7 +770,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         concepts.requestRefs();
         break;
       case 'layerDetail':
-        if (msg.detail.runId === state.result?.runId && msg.detail.index === state.selectedLayer) drawLayerDetail(msg.detail);
+        flow?.onDetail(msg.detail);
         break;
     }
   } catch (err) {
