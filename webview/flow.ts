@@ -72,7 +72,7 @@ export class FlowView {
       );
       onActivate(row, () => {
         this.selected = i;
-        this.list.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
+        document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
         row.classList.add('selected');
         this.drawDetail();
         this.deps.send({ type: 'layerDetail', runId: r.runId, index: i });
@@ -85,9 +85,9 @@ export class FlowView {
     if (this.selected !== undefined && this.selected >= r.layers.length) this.selected = undefined;
   }
 
-  /** Redraws the thumbnails and the open detail (the view options changed). */
+  /** Redraws the thumbnails (the list's and the token blocks', ./token-flow) and the open detail. */
   redraw(): void {
-    this.list.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+    document.querySelectorAll<HTMLCanvasElement>('canvas.thumb[data-index]').forEach((c) => {
       const map = this.maps[Number(c.dataset.index)];
       if (map) putPixels(c, map.width, map.height, renderMap(map, this.deps.mapView()));
     });
@@ -115,7 +115,7 @@ export class FlowView {
       const close = h('vscode-button', { secondary: '', class: 'close' }, 'Close');
       close.addEventListener('click', () => {
         this.selected = undefined;
-        this.list.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
+        document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
         box.hidden = true;
       });
       canvas = map ? h('canvas', { class: 'large', width: '1', height: '1' }) : null;
