@@ -186,13 +186,6 @@ export interface PanelNotice {
   action?: 'explain';
 }
 
-export interface LayerDetail {
-  runId: number;
-  index: number;
-  /** Channels ranked by relevance (absolute), when the engine reports per-channel sums. */
-  topChannels?: { channel: number; sum: number }[];
-}
-
 // ---------- concepts (CRP): the layer detail's channels and the concept atlas (webview/concepts.ts) ----------
 
 /** Where a concepts request comes from: the layer detail (with reference crops) or the atlas tab. */
@@ -321,7 +314,6 @@ export type HostMessage =
   | { type: 'result'; result: ResultPayload }
   | { type: 'error'; error: PanelError }
   | { type: 'view'; view: ViewOptions }
-  | { type: 'layerDetail'; detail: LayerDetail }
   /** The `lrpLens.compare` setting (sent with init and whenever it changes). */
   | { type: 'compareMethods'; methods: CompareMethod[]; error?: string; /** Settings changed: computed cells are out of date. */ stale?: boolean }
   | { type: 'compareCell'; cell: CompareCell }
@@ -344,7 +336,6 @@ export type WebviewMessage =
   | { type: 'explain'; target?: number; rules?: Partial<RuleChoice>; method?: MainMethod }
   | { type: 'export'; kind: ExportKind; view: ViewOptions }
   | { type: 'action'; action: ErrorAction }
-  | { type: 'layerDetail'; runId: number; index: number }
   | { type: 'viewChanged'; view: ViewOptions }
   /** Compute the grid cells of `methods` for `target` (replaces a running compare request). */
   | { type: 'compare'; compareId: number; methods: CompareMethod[]; target?: number }
@@ -466,10 +457,6 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
       return oneOf(ERROR_ACTIONS, raw.action) ? { type: 'action', action: raw.action } : undefined;
     case 'stability':
       return isNonNegInt(raw.runId) ? { type: 'stability', runId: raw.runId } : undefined;
-    case 'layerDetail':
-      return isNonNegInt(raw.runId) && isNonNegInt(raw.index)
-        ? { type: 'layerDetail', runId: raw.runId, index: raw.index }
-        : undefined;
     case 'viewChanged': {
       const view = parseViewOptions(raw.view);
       return view ? { type: 'viewChanged', view } : undefined;

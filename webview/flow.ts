@@ -1,7 +1,7 @@
 // The relevance flow of the Explain view: every explained layer from the output to the input with
 // its rule, relevance sum as a bar, positive and negative parts and a thumbnail of its map; and
 // the layer detail a click opens (the map large, token notes, the top channels of ./concepts).
-import { unpackMap, type LayerDetail, type ResultPayload, type WebviewMessage } from '../src/protocol';
+import { unpackMap, type ResultPayload } from '../src/protocol';
 import { describeScale, formatValue, mapScale, renderMap, type FloatMap } from './colormap';
 import { putPixels } from './canvas';
 import { h } from './dom';
@@ -9,7 +9,6 @@ import { tokenBadge, tokenNote } from './token-flow';
 import { flowBar } from './view';
 
 export interface FlowDeps {
-  send(msg: WebviewMessage): void;
   /** How maps are drawn now (colormap, sign, percentile, contrast). */
   mapView(): Parameters<typeof renderMap>[1];
   /** The top channels of a layer with their conditional maps (./concepts). */
@@ -75,7 +74,6 @@ export class FlowView {
         document.querySelectorAll('.layer.selected').forEach((el) => el.classList.remove('selected'));
         row.classList.add('selected');
         this.drawDetail();
-        this.deps.send({ type: 'layerDetail', runId: r.runId, index: i });
       });
       this.list.append(row);
     });
@@ -94,12 +92,7 @@ export class FlowView {
     this.drawDetail();
   }
 
-  /** The host's answer about the open layer: rebuild its detail. */
-  onDetail(detail: LayerDetail): void {
-    if (detail.runId === this.result?.runId && detail.index === this.selected) this.drawDetail(true);
-  }
-
-  private drawDetail(rebuild = false): void {
+  private drawDetail(): void {
     const box = this.detailBox;
     const r = this.result;
     const i = this.selected;
@@ -111,7 +104,7 @@ export class FlowView {
     const map = this.maps[i];
     let canvas = box.querySelector<HTMLCanvasElement>('canvas.large');
     const key = `${r.runId}:${i}`;
-    if (box.dataset.key !== key || !canvas || rebuild) {
+    if (box.dataset.key !== key || !canvas) {
       const close = h('vscode-button', { secondary: '', class: 'close' }, 'Close');
       close.addEventListener('click', () => {
         this.selected = undefined;

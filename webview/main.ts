@@ -702,7 +702,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         state.rules = msg.rules;
         persist();
         buildLayout();
-        flow = new FlowView(byId('flow'), byId('layer-detail'), { send, mapView, channels: (r, i) => concepts.detailFor(r, i) });
+        flow = new FlowView(byId('flow'), byId('layer-detail'), { mapView, channels: (r, i) => concepts.detailFor(r, i) });
         byId('app').dataset.state = msg.trusted ? 'starting' : 'error';
         break;
       case 'image':
@@ -768,9 +768,6 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
         break;
       case 'conceptIndexChanged':
         concepts.requestRefs();
-        break;
-      case 'layerDetail':
-        flow?.onDetail(msg.detail);
         break;
     }
   } catch (err) {

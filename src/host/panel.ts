@@ -228,9 +228,6 @@ export class ExplainPanel implements vscode.Disposable {
       case 'stability':
         await this.checkStability(msg.runId);
         break;
-      case 'layerDetail':
-        this.sendLayerDetail(msg.runId, msg.index);
-        break;
       case 'concepts':
         await this.concepts(msg.runId, msg.index, msg.view, msg.top);
         break;
@@ -417,18 +414,6 @@ export class ExplainPanel implements vscode.Disposable {
     } catch (err) {
       if (runId === this.lastRunId && !this.disposed) this.post({ type: 'stability', runId, error: describeError(err).message });
     }
-  }
-
-  private sendLayerDetail(runId: number, index: number): void {
-    const last = this.last;
-    if (!last || runId !== this.lastRunId || index >= last.channelSums.length) return;
-    const sums = last.channelSums[index];
-    const topChannels = sums
-      ? Array.from(sums, (sum, channel) => ({ channel, sum }))
-          .sort((a, b) => Math.abs(b.sum) - Math.abs(a.sum))
-          .slice(0, 8)
-      : undefined;
-    this.post({ type: 'layerDetail', detail: { runId, index, ...(topChannels ? { topChannels } : {}) } });
   }
 
   /** A folder was indexed for concepts: the panel asks again for the reference crops it shows. */

@@ -58,8 +58,6 @@ export interface RunOutput {
   target: number;
   /** The input relevance in the model's layout (the .npy export). */
   relevance: { dims: number[]; data: Float32Array };
-  /** Per layer (the relevance flow's order): channel sums for the layer detail. */
-  channelSums: (Float32Array | undefined)[];
   summaryJson: string;
   modelStat: ModelStat;
   /** The engine reloaded the model because the file changed on disk. */
@@ -183,7 +181,6 @@ export class Runner {
           sources: r.sources,
           target: r.target,
           relevance: { dims: r.relevance.dims, data: r.relevance.data },
-          channelSums: r.layers.map((l) => l.channelSums),
           summaryJson: r.summaryJson,
           modelStat: r.modelStat,
           reloaded: !!r.reloaded,

@@ -31,7 +31,6 @@ test('valid webview messages pass unchanged', () => {
     { type: 'export', kind: 'json', view },
     { type: 'action', action: 'selectModel' },
     { type: 'action', action: 'openSettings' },
-    { type: 'layerDetail', runId: 2, index: 5 },
     { type: 'viewChanged', view },
     { type: 'stability', runId: 4 },
     { type: 'concepts', runId: 3, index: 2, view: 'detail', top: 8 },
